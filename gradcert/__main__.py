@@ -1,0 +1,5 @@
+import sys
+
+from gradcert.cli import main
+
+sys.exit(main())

@@ -1,0 +1,266 @@
+"""A scalar autograd Value: each op stores its children and local derivatives.
+
+The chain rule is written once, in :meth:`Value.backward`; every op only says
+what it computes and its local derivatives (microgpt's idea). Nodes are made
+with ``object.__new__`` and slot stores, as this is the hot path.
+
+Semantics:
+
+- Leaf gradients accumulate across ``backward`` calls (PyTorch with
+  ``retain_graph=True``); ``zero_grad`` resets them.
+- Every ``backward`` recomputes the gradients of intermediate nodes from zero,
+  so none is ever stale: a second ``backward`` on the same output exactly
+  doubles every leaf gradient.
+- Distinct nodes are distinct even when their values are equal.
+- ``relu'(0) = 0``.
+- Inputs outside an op's domain raise, naming the op and its input:
+  ``ValueError`` for ``log`` of a non-positive number or a non-integer power
+  of a negative one, ``ZeroDivisionError`` for ``0 ** -1`` and ``x / 0``,
+  ``OverflowError`` when ``exp`` or ``**`` leaves float64. ``+``, ``-`` and
+  ``*`` follow Python floats (they overflow to ``inf``). No result is ever
+  silently clamped.
+
+>>> x = Value(3.0)
+>>> y = (x * x).log() + 1 / x
+>>> y.backward()
+>>> round(y.data, 6), round(x.grad, 6)
+(2.530558, 0.555556)
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import count
+from operator import attrgetter
+from typing import Any
+
+__all__ = ["Value"]
+
+_exp, _log, _tanh = math.exp, math.log, math.tanh
+_new = object.__new__
+_ids = count()
+_index = attrgetter("_i")
+
+
+class Value:
+    """A float64 scalar that remembers how it was computed, for ``backward``."""
+
+    __slots__ = (
+        "data",  # the float64 value
+        "grad",  # d(output)/d(self) after backward
+        "_a",  # first child, or None for a leaf
+        "_b",  # second child, or None
+        "_da",  # d(self)/d(_a)
+        "_db",  # d(self)/d(_b)
+        "_i",  # creation index: children are always older than their parents
+    )
+
+    def __init__(self, data: float) -> None:
+        if type(data) is not float:
+            if not isinstance(data, (int, float)) or isinstance(data, bool):
+                raise TypeError(f"Value needs a real number, got {type(data).__name__}")
+            data = float(data)
+        self.data = data
+        self.grad = 0.0
+        self._a = self._b = None
+        self._da = self._db = 0.0
+        self._i = next(_ids)
+
+    def __repr__(self) -> str:
+        return f"Value(data={self.data}, grad={self.grad})"
+
+    # -- binary ops: other is a Value or a Python number --------------------
+
+    def __add__(self, other: Any) -> Value:
+        out = _new(Value)
+        if type(other) is Value:
+            out.data = self.data + other.data
+            out._b, out._db = other, 1.0
+        else:
+            out.data = self.data + _number(other, "+")
+            out._b = None
+        out.grad, out._a, out._da, out._i = 0.0, self, 1.0, next(_ids)
+        return out
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> Value:
+        out = _new(Value)
+        if type(other) is Value:
+            out.data = self.data - other.data
+            out._b, out._db = other, -1.0
+        else:
+            out.data = self.data - _number(other, "-")
+            out._b = None
+        out.grad, out._a, out._da, out._i = 0.0, self, 1.0, next(_ids)
+        return out
+
+    def __rsub__(self, other: Any) -> Value:  # other - self
+        out = _new(Value)
+        out.data = _number(other, "-") - self.data
+        out.grad, out._a, out._da, out._b, out._i = 0.0, self, -1.0, None, next(_ids)
+        return out
+
+    def __mul__(self, other: Any) -> Value:
+        out = _new(Value)
+        if type(other) is Value:
+            out.data = self.data * other.data
+            out._da, out._b, out._db = other.data, other, self.data
+        else:
+            c = _number(other, "*")
+            out.data = self.data * c
+            out._da, out._b = c, None
+        out.grad, out._a, out._i = 0.0, self, next(_ids)
+        return out
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Any) -> Value:
+        out = _new(Value)
+        if type(other) is Value:
+            y = other.data
+            if y == 0.0:
+                raise ZeroDivisionError(f"Value division: {self.data!r} / 0.0")
+            out.data = q = self.data / y
+            out._da, out._b, out._db = 1.0 / y, other, -q / y
+        else:
+            c = _number(other, "/")
+            if c == 0.0:
+                raise ZeroDivisionError(f"Value division: {self.data!r} / 0.0")
+            out.data = self.data / c
+            out._da, out._b = 1.0 / c, None
+        out.grad, out._a, out._i = 0.0, self, next(_ids)
+        return out
+
+    def __rtruediv__(self, other: Any) -> Value:  # other / self
+        x = self.data
+        if x == 0.0:
+            raise ZeroDivisionError(f"Value division: {other!r} / 0.0")
+        out = _new(Value)
+        out.data = q = _number(other, "/") / x
+        out.grad, out._a, out._da, out._b, out._i = 0.0, self, -q / x, None, next(_ids)
+        return out
+
+    def __pow__(self, c: Any) -> Value:
+        if type(c) is not float:
+            if isinstance(c, Value):
+                raise TypeError("Value ** Value is not supported: the exponent must be a number")
+            c = _number(c, "**")
+        x = self.data
+        if x < 0.0 and not c.is_integer():
+            raise ValueError(f"pow: {x!r} ** {c!r}: a non-integer power needs a positive base")
+        try:
+            y = x**c
+            d = c * x ** (c - 1.0) if c != 0.0 else 0.0
+        except ZeroDivisionError:
+            raise ZeroDivisionError(f"pow: {x!r} ** {c!r}: 0 to a negative power") from None
+        except OverflowError:
+            raise OverflowError(f"pow: {x!r} ** {c!r} overflows float64") from None
+        out = _new(Value)
+        out.data, out.grad, out._a, out._da, out._b, out._i = y, 0.0, self, d, None, next(_ids)
+        return out
+
+    def __rpow__(self, other: Any) -> Value:
+        raise TypeError("number ** Value is not supported: the exponent must be a number")
+
+    def __neg__(self) -> Value:
+        out = _new(Value)
+        out.data, out.grad, out._a, out._da, out._b, out._i = (
+            -self.data, 0.0, self, -1.0, None, next(_ids))
+        return out
+
+    # -- unary functions ------------------------------------------------------
+
+    def log(self) -> Value:
+        x = self.data
+        if not x > 0.0:
+            raise ValueError(f"log({x!r}): log needs a positive input")
+        out = _new(Value)
+        out.data, out.grad, out._a, out._da, out._b, out._i = (
+            _log(x), 0.0, self, 1.0 / x, None, next(_ids))
+        return out
+
+    def exp(self) -> Value:
+        try:
+            y = _exp(self.data)
+        except OverflowError:
+            raise OverflowError(f"exp({self.data!r}) overflows float64") from None
+        out = _new(Value)
+        out.data, out.grad, out._a, out._da, out._b, out._i = y, 0.0, self, y, None, next(_ids)
+        return out
+
+    def relu(self) -> Value:
+        out = _new(Value)
+        if self.data > 0.0:
+            out.data, out._da = self.data, 1.0
+        else:
+            out.data, out._da = 0.0, 0.0
+        out.grad, out._a, out._b, out._i = 0.0, self, None, next(_ids)
+        return out
+
+    def tanh(self) -> Value:
+        x = self.data
+        e = _exp(-2.0 * abs(x))  # tanh' = sech^2 = 4e / (1 + e)^2: no cancellation
+        out = _new(Value)
+        out.data, out.grad, out._a, out._da, out._b, out._i = (
+            _tanh(x), 0.0, self, 4.0 * e / ((1.0 + e) * (1.0 + e)), None, next(_ids))
+        return out
+
+    def sigmoid(self) -> Value:
+        x = self.data
+        e = _exp(-abs(x))
+        s = 1.0 / (1.0 + e) if x >= 0.0 else e / (1.0 + e)
+        out = _new(Value)
+        out.data, out.grad, out._a, out._da, out._b, out._i = (
+            s, 0.0, self, e / ((1.0 + e) * (1.0 + e)), None, next(_ids))
+        return out
+
+    # -- the chain rule -------------------------------------------------------
+
+    def backward(self) -> None:
+        """Add d(self)/d(leaf) to every leaf's ``grad``; set every inner node's.
+
+        Iterative, so graph depth is unlimited; the nodes reachable from
+        ``self`` are ordered by creation index (a topological order), and
+        nodes whose gradient is zero pass nothing on.
+        """
+        nodes = []
+        seen = {id(self)}
+        stack = [self]
+        push, add = stack.append, seen.add
+        while stack:
+            v = stack.pop()
+            a = v._a
+            if a is None:
+                continue
+            nodes.append(v)
+            if id(a) not in seen:
+                add(id(a))
+                push(a)
+            b = v._b
+            if b is not None and id(b) not in seen:
+                add(id(b))
+                push(b)
+        nodes.sort(key=_index, reverse=True)
+        for v in nodes:
+            v.grad = 0.0
+        self.grad += 1.0
+        for v in nodes:
+            g = v.grad
+            if g:
+                v._a.grad += v._da * g
+                b = v._b
+                if b is not None:
+                    b.grad += v._db * g
+
+    def zero_grad(self) -> None:
+        """Reset this node's gradient (a leaf's accumulates otherwise)."""
+        self.grad = 0.0
+
+
+def _number(x: Any, op: str) -> float:
+    if type(x) is float:
+        return x
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    raise TypeError(f"unsupported operand for Value {op}: {type(x).__name__}")

@@ -1,0 +1,492 @@
+"""The engine-neutral expression graph and the op table.
+
+Everything in gradcert passes through one data structure: a :class:`Graph`,
+a DAG of :class:`Node` in topological order. Leaves hold float64 inputs;
+every other node names an op of :data:`OPS`, its argument node ids, and the
+constant the op takes, if any. The output is the last node. A node may be
+used any number of times, also as both operands of one op (``x * x``).
+
+The op table is data: each :class:`Op` row holds the op's arity, its domain,
+its forward and its exact partial derivatives, written once against a numeric
+namespace (``math`` for float64, an mpmath context at any precision), and how
+it is spelled with an engine's Python operators.
+
+>>> g = trace(lambda x, y: (x * y).log() + 2.0 / x, [3.0, 4.0])
+>>> [n.op for n in g.nodes]
+['leaf', 'leaf', 'mul', 'log', 'rdivc', 'add']
+>>> round(evaluate(g)[-1], 12)
+3.151573316455
+>>> Graph.from_json(g.to_json()) == g
+True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "OPS",
+    "DomainError",
+    "Graph",
+    "GraphError",
+    "Node",
+    "Op",
+    "evaluate",
+    "node_operands",
+    "to_python",
+    "trace",
+]
+
+FORMAT = "gradcert.graph"
+VERSION = 1
+
+
+class GraphError(ValueError):
+    """A malformed graph: unknown op, wrong arity, forward reference, bad leaf."""
+
+    def __init__(self, node: int | None, problem: str) -> None:
+        self.node = node
+        self.problem = problem
+        where = "graph" if node is None else f"node {node}"
+        super().__init__(f"{where}: {problem}")
+
+
+class DomainError(ValueError):
+    """An op applied outside its mathematical domain (log of 0, 0 ** -1, ...)."""
+
+    def __init__(self, node: int, op: str, inputs: Sequence[Any], reason: str) -> None:
+        self.node = node
+        self.op = op
+        self.inputs = tuple(inputs)
+        self.reason = reason
+        shown = ", ".join(_num(x) for x in self.inputs)
+        super().__init__(f"node {node}: {op}({shown}): {reason}")
+
+
+def _num(x: Any) -> str:
+    try:
+        return repr(float(x))
+    except (TypeError, ValueError, OverflowError):
+        return repr(x)
+
+
+# ---------------------------------------------------------------------------
+# The op table. `ns` is a numeric namespace with exp, log and tanh: the `math`
+# module for float64, or an mpmath context. Operands are numbers of that
+# namespace; `c` is the op's float constant; `out` is the op's value, which
+# partials may reuse (exp' = exp). Partials are written without cancellation
+# (tanh' as 4e/(1+e)^2, not 1 - tanh^2) so they stay exact at any precision.
+
+
+def _pow_domain(x: Any, c: float) -> str | None:
+    if not float(c).is_integer():
+        return None if x > 0 else "a non-integer power needs a positive base"
+    if c < 0 and x == 0:
+        return "0 to a negative power"
+    return None
+
+
+def _pow_partial(ns: Any, x: Any, c: float, out: Any) -> tuple[Any, ...]:
+    return (c * x ** (c - 1) if c != 0 else x - x,)
+
+
+def _sigmoid(ns: Any, x: Any) -> Any:
+    e = ns.exp(-abs(x))
+    return 1 / (1 + e) if x >= 0 else e / (1 + e)
+
+
+def _sigmoid_partial(ns: Any, x: Any, out: Any) -> tuple[Any, ...]:
+    e = ns.exp(-abs(x))
+    return (e / (1 + e) ** 2,)
+
+
+def _tanh_partial(ns: Any, x: Any, out: Any) -> tuple[Any, ...]:
+    e = ns.exp(-2 * abs(x))
+    return (4 * e / (1 + e) ** 2,)
+
+
+@dataclass(frozen=True)
+class Op:
+    """One row of the op table.
+
+    ``forward(ns, *args[, c])`` and ``partials(ns, *args[, c], out)`` take the
+    Value operands, then the constant when ``has_const``. ``domain`` returns
+    why the inputs are outside the op's domain, or None. ``template`` spells
+    the op with Python operators: ``{0}``, ``{1}`` are operands, ``{c}`` the
+    constant. ``apply`` does the same on live objects (an engine's Values).
+    """
+
+    name: str
+    arity: int
+    has_const: bool
+    template: str
+    forward: Callable[..., Any]
+    partials: Callable[..., tuple[Any, ...]]
+    domain: Callable[..., str | None] = lambda *a: None
+    commutative: bool = False
+
+    def apply(self, *operands: Any) -> Any:
+        """Apply the op with Python operators to engine objects (and the constant)."""
+        return _APPLY[self.name](*operands)
+
+
+_ROWS = [
+    Op("add", 2, False, "{0} + {1}", lambda ns, x, y: x + y,
+       lambda ns, x, y, out: (1, 1), commutative=True),
+    Op("sub", 2, False, "{0} - {1}", lambda ns, x, y: x - y,
+       lambda ns, x, y, out: (1, -1)),
+    Op("mul", 2, False, "{0} * {1}", lambda ns, x, y: x * y,
+       lambda ns, x, y, out: (y, x), commutative=True),
+    Op("div", 2, False, "{0} / {1}", lambda ns, x, y: x / y,
+       lambda ns, x, y, out: (1 / y, -x / (y * y)),
+       domain=lambda x, y: "division by zero" if y == 0 else None),
+    Op("addc", 1, True, "{0} + {c}", lambda ns, x, c: x + c,
+       lambda ns, x, c, out: (1,)),
+    Op("raddc", 1, True, "{c} + {0}", lambda ns, x, c: c + x,
+       lambda ns, x, c, out: (1,)),
+    Op("subc", 1, True, "{0} - {c}", lambda ns, x, c: x - c,
+       lambda ns, x, c, out: (1,)),
+    Op("rsubc", 1, True, "{c} - {0}", lambda ns, x, c: c - x,
+       lambda ns, x, c, out: (-1,)),
+    Op("mulc", 1, True, "{0} * {c}", lambda ns, x, c: x * c,
+       lambda ns, x, c, out: (c,)),
+    Op("rmulc", 1, True, "{c} * {0}", lambda ns, x, c: c * x,
+       lambda ns, x, c, out: (c,)),
+    Op("divc", 1, True, "{0} / {c}", lambda ns, x, c: x / c,
+       lambda ns, x, c, out: (1 / c,),
+       domain=lambda x, c: "division by zero" if c == 0 else None),
+    Op("rdivc", 1, True, "{c} / {0}", lambda ns, x, c: c / x,
+       lambda ns, x, c, out: (-c / (x * x),),
+       domain=lambda x, c: "division by zero" if x == 0 else None),
+    Op("neg", 1, False, "-{0}", lambda ns, x: -x,
+       lambda ns, x, out: (-1,)),
+    Op("powc", 1, True, "{0} ** {c}", lambda ns, x, c: x ** c,
+       _pow_partial, domain=_pow_domain),
+    Op("log", 1, False, "{0}.log()", lambda ns, x: ns.log(x),
+       lambda ns, x, out: (1 / x,),
+       domain=lambda x: None if x > 0 else "log needs a positive input"),
+    Op("exp", 1, False, "{0}.exp()", lambda ns, x: ns.exp(x),
+       lambda ns, x, out: (out,)),
+    Op("relu", 1, False, "{0}.relu()", lambda ns, x: x if x > 0 else x - x,
+       lambda ns, x, out: (1 if x > 0 else 0,)),
+    Op("tanh", 1, False, "{0}.tanh()", lambda ns, x: ns.tanh(x), _tanh_partial),
+    Op("sigmoid", 1, False, "{0}.sigmoid()", _sigmoid, _sigmoid_partial),
+]
+
+OPS: dict[str, Op] = {op.name: op for op in _ROWS}
+"""The op table, by name."""
+
+_APPLY: dict[str, Callable[..., Any]] = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "addc": lambda a, c: a + c,
+    "raddc": lambda a, c: c + a,
+    "subc": lambda a, c: a - c,
+    "rsubc": lambda a, c: c - a,
+    "mulc": lambda a, c: a * c,
+    "rmulc": lambda a, c: c * a,
+    "divc": lambda a, c: a / c,
+    "rdivc": lambda a, c: c / a,
+    "neg": lambda a: -a,
+    "powc": lambda a, c: a ** c,
+    "log": lambda a: a.log(),
+    "exp": lambda a: a.exp(),
+    "relu": lambda a: a.relu(),
+    "tanh": lambda a: a.tanh(),
+    "sigmoid": lambda a: a.sigmoid(),
+}
+assert set(_APPLY) == set(OPS)
+
+
+# ---------------------------------------------------------------------------
+# The graph.
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One node: ``op`` is an op name or ``"leaf"``; leaves carry ``value``."""
+
+    op: str
+    args: tuple[int, ...] = ()
+    const: float | None = None
+    value: float | None = None
+
+    @staticmethod
+    def leaf(value: float) -> Node:
+        return Node("leaf", value=value)
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A validated DAG of nodes in topological order; the last node is the output.
+
+    Construction checks every node and raises :class:`GraphError` naming the
+    first one that is malformed.
+    """
+
+    nodes: tuple[Node, ...]
+
+    def __post_init__(self) -> None:
+        nodes = tuple(self.nodes)
+        object.__setattr__(self, "nodes", nodes)
+        if not nodes:
+            raise GraphError(None, "a graph needs at least one node")
+        for i, n in enumerate(nodes):
+            _check_node(i, n)
+
+    @property
+    def output(self) -> int:
+        return len(self.nodes) - 1
+
+    @property
+    def leaves(self) -> tuple[int, ...]:
+        """Ids of the leaf nodes, in order."""
+        return tuple(i for i, n in enumerate(self.nodes) if n.op == "leaf")
+
+    @property
+    def inputs(self) -> tuple[float, ...]:
+        """The leaves' float64 values, in the order of :attr:`leaves`."""
+        return tuple(n.value for n in self.nodes if n.op == "leaf")  # type: ignore[misc]
+
+    def with_inputs(self, values: Sequence[float]) -> Graph:
+        """The same graph with new leaf values (in the order of :attr:`leaves`)."""
+        values = list(values)
+        if len(values) != len(self.leaves):
+            raise GraphError(None, f"{len(values)} inputs for {len(self.leaves)} leaves")
+        it = iter(values)
+        return Graph(tuple(Node.leaf(float(next(it))) if n.op == "leaf" else n
+                           for n in self.nodes))
+
+    def ops_used(self) -> frozenset[str]:
+        return frozenset(n.op for n in self.nodes if n.op != "leaf")
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    # -- serialization -----------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        nodes: list[dict[str, Any]] = []
+        for n in self.nodes:
+            if n.op == "leaf":
+                nodes.append({"op": "leaf", "value": n.value})
+                continue
+            d: dict[str, Any] = {"op": n.op, "args": list(n.args)}
+            if n.const is not None:
+                d["const"] = n.const
+            nodes.append(d)
+        return {"format": FORMAT, "version": VERSION, "nodes": nodes}
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Graph:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise GraphError(None, f"not a {FORMAT} document")
+        if data.get("version") != VERSION:
+            raise GraphError(None, f"unsupported version {data.get('version')!r} "
+                                   f"(this gradcert reads version {VERSION})")
+        raw = data.get("nodes")
+        if not isinstance(raw, list):
+            raise GraphError(None, "'nodes' must be a list")
+        nodes = []
+        for i, d in enumerate(raw):
+            if not isinstance(d, dict) or not isinstance(d.get("op"), str):
+                raise GraphError(i, "each node must be an object with a string 'op'")
+            args = d.get("args", [])
+            if not isinstance(args, list):
+                raise GraphError(i, "'args' must be a list of node ids")
+            nodes.append(Node(d["op"], tuple(args), d.get("const"), d.get("value")))
+        return cls(tuple(nodes))
+
+    @classmethod
+    def from_json(cls, text: str) -> Graph:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise GraphError(None, f"invalid JSON: {e}") from None
+        return cls.from_dict(data)
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_node(i: int, n: Node) -> None:
+    if not isinstance(n, Node):
+        raise GraphError(i, f"expected a Node, got {type(n).__name__}")
+    if n.op == "leaf":
+        if n.args or n.const is not None:
+            raise GraphError(i, "a leaf takes no arguments and no constant")
+        if not _is_real(n.value) or not math.isfinite(n.value):  # type: ignore[arg-type]
+            raise GraphError(i, f"leaf value must be a finite number, got {n.value!r}")
+        return
+    op = OPS.get(n.op)
+    if op is None:
+        raise GraphError(i, f"unknown op {n.op!r} (known: {', '.join(OPS)})")
+    if n.value is not None:
+        raise GraphError(i, f"only leaves carry a value, not {n.op}")
+    if len(n.args) != op.arity:
+        raise GraphError(i, f"{n.op} takes {op.arity} argument(s), got {len(n.args)}")
+    for a in n.args:
+        if type(a) is not int or a < 0:
+            raise GraphError(i, f"argument {a!r} is not a node id")
+        if a >= i:
+            raise GraphError(i, f"argument {a} is not an earlier node (forward reference)")
+    if op.has_const:
+        if not _is_real(n.const) or not math.isfinite(n.const):  # type: ignore[arg-type]
+            raise GraphError(i, f"{n.op} needs a finite constant, got {n.const!r}")
+    elif n.const is not None:
+        raise GraphError(i, f"{n.op} takes no constant")
+
+
+# ---------------------------------------------------------------------------
+# Evaluation, tracing, and code.
+
+
+def node_operands(node: Node, values: Sequence[Any],
+                  number: Callable[[float], Any] = float) -> tuple[Any, ...]:
+    """The operands of ``node`` as passed to its op's functions.
+
+    ``number`` converts the constant into the namespace's numbers
+    (``ctx.mpf`` for an mpmath context), so no float arithmetic sneaks in.
+    """
+    args = tuple(values[a] for a in node.args)
+    return args + (number(node.const),) if node.const is not None else args
+
+
+def evaluate(graph: Graph, ns: Any = math) -> list[Any]:
+    """Every node's value, evaluated with the op table in namespace ``ns``.
+
+    With ``ns=math`` (the default) this is a float64 evaluation; a result too
+    large for float64 is ``inf``. Raises :class:`DomainError` at the first node
+    whose inputs leave its op's domain.
+
+    >>> evaluate(Graph((Node.leaf(2.0), Node("powc", (0,), 10.0))))
+    [2.0, 1024.0]
+    """
+    number = float if ns is math else ns.mpf
+    values: list[Any] = []
+    for i, n in enumerate(graph.nodes):
+        if n.op == "leaf":
+            values.append(number(n.value))
+            continue
+        op = OPS[n.op]
+        operands = node_operands(n, values, number)
+        reason = op.domain(*operands)
+        if reason:
+            raise DomainError(i, n.op, operands, reason)
+        try:
+            values.append(op.forward(ns, *operands))
+        except OverflowError:
+            values.append(math.copysign(math.inf, _overflow_sign(n.op, operands)))
+    return values
+
+
+def _overflow_sign(op: str, operands: tuple[Any, ...]) -> float:
+    if op == "powc":
+        x, c = operands
+        return -1.0 if x < 0 and float(c).is_integer() and int(c) % 2 else 1.0
+    return 1.0
+
+
+class _Var:
+    """A traced operand: records each operator applied to it as a graph node."""
+
+    __slots__ = ("_tape", "_id")
+
+    def __init__(self, tape: list[Node], i: int) -> None:
+        self._tape, self._id = tape, i
+
+    def _emit(self, op: str, args: tuple[int, ...], const: float | None = None) -> _Var:
+        self._tape.append(Node(op, args, None if const is None else float(const)))
+        return _Var(self._tape, len(self._tape) - 1)
+
+    def _bin(self, op: str, other: Any, reflected: bool) -> _Var:
+        if isinstance(other, _Var):
+            if other._tape is not self._tape:
+                raise GraphError(None, "operands come from different traces")
+            args = (other._id, self._id) if reflected else (self._id, other._id)
+            return self._emit(op, args)
+        if not _is_real(other):
+            return NotImplemented
+        return self._emit(("r" if reflected else "") + op + "c", (self._id,), other)
+
+    def __add__(self, o: Any) -> _Var: return self._bin("add", o, False)
+    def __radd__(self, o: Any) -> _Var: return self._bin("add", o, True)
+    def __sub__(self, o: Any) -> _Var: return self._bin("sub", o, False)
+    def __rsub__(self, o: Any) -> _Var: return self._bin("sub", o, True)
+    def __mul__(self, o: Any) -> _Var: return self._bin("mul", o, False)
+    def __rmul__(self, o: Any) -> _Var: return self._bin("mul", o, True)
+    def __truediv__(self, o: Any) -> _Var: return self._bin("div", o, False)
+    def __rtruediv__(self, o: Any) -> _Var: return self._bin("div", o, True)
+    def __neg__(self) -> _Var: return self._emit("neg", (self._id,))
+
+    def __pow__(self, c: Any) -> _Var:
+        if not _is_real(c):
+            raise TypeError(f"only constant exponents are traced, got {type(c).__name__}")
+        return self._emit("powc", (self._id,), c)
+
+    def log(self) -> _Var: return self._emit("log", (self._id,))
+    def exp(self) -> _Var: return self._emit("exp", (self._id,))
+    def relu(self) -> _Var: return self._emit("relu", (self._id,))
+    def tanh(self) -> _Var: return self._emit("tanh", (self._id,))
+    def sigmoid(self) -> _Var: return self._emit("sigmoid", (self._id,))
+
+
+def trace(f: Callable[..., Any], xs: Sequence[float]) -> Graph:
+    """The graph of ``f(*xs)``, written with the reference engine's operators.
+
+    ``f`` takes one argument per input and returns one scalar. The leaves are
+    the inputs in order; the output is what ``f`` returns.
+
+    >>> [n.op for n in trace(lambda x: 1.0 - x * x, [0.5]).nodes]
+    ['leaf', 'mul', 'rsubc']
+    """
+    tape: list[Node] = []
+    for i, x in enumerate(xs):
+        if not _is_real(x) or not math.isfinite(x):
+            raise GraphError(i, f"input must be a finite number, got {x!r}")
+        tape.append(Node.leaf(float(x)))
+    out = f(*[_Var(tape, i) for i in range(len(tape))])
+    if not isinstance(out, _Var) or out._tape is not tape:
+        raise GraphError(None, "the function must return a value computed from its inputs")
+    if out._id != len(tape) - 1:
+        tape.append(Node("addc", (out._id,), 0.0))  # the output must be the last node
+    return Graph(tuple(tape))
+
+
+def to_python(graph: Graph, func: str = "build") -> str:
+    """Python source of ``func(Value)``, which rebuilds the graph with ``Value``.
+
+    The function returns ``(leaves, output)``. Floats are written with
+    ``repr``, so the rebuilt graph's inputs are bit-for-bit the graph's.
+
+    >>> print(to_python(trace(lambda x: (2.0 - x).log(), [0.5])), end="")
+    def build(Value):
+        x0 = Value(0.5)
+        v1 = 2.0 - x0
+        v2 = v1.log()
+        return [x0], v2
+    """
+    names: list[str] = []
+    lines = [f"def {func}(Value):"]
+    for i, n in enumerate(graph.nodes):
+        if n.op == "leaf":
+            names.append(f"x{i}")
+            lines.append(f"    x{i} = Value({n.value!r})")
+            continue
+        names.append(f"v{i}")
+        const = "" if n.const is None else repr(n.const)
+        expr = OPS[n.op].template.format(*(names[a] for a in n.args), c=const)
+        lines.append(f"    v{i} = {expr}")
+    leaves = ", ".join(names[i] for i in graph.leaves)
+    lines.append(f"    return [{leaves}], {names[-1]}")
+    return "\n".join(lines) + "\n"
