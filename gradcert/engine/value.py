@@ -15,7 +15,7 @@ Semantics:
 - ``relu'(0) = 0``.
 - Inputs outside an op's domain raise, naming the op and its input:
   ``ValueError`` for ``log`` of a non-positive number or a non-integer power
-  of a negative one, ``ZeroDivisionError`` for ``0 ** -1`` and ``x / 0``,
+  of a non-positive one, ``ZeroDivisionError`` for ``0 ** -1`` and ``x / 0``,
   ``OverflowError`` when ``exp`` or ``**`` leaves float64. ``+``, ``-`` and
   ``*`` follow Python floats (they overflow to ``inf``). No result is ever
   silently clamped.
@@ -133,11 +133,11 @@ class Value:
         return out
 
     def __rtruediv__(self, other: Any) -> Value:  # other / self
-        x = self.data
+        x, c = self.data, _number(other, "/")
         if x == 0.0:
-            raise ZeroDivisionError(f"Value division: {other!r} / 0.0")
+            raise ZeroDivisionError(f"Value division: {c!r} / 0.0")
         out = _new(Value)
-        out.data = q = _number(other, "/") / x
+        out.data = q = c / x
         out.grad, out._a, out._da, out._b, out._i = 0.0, self, -q / x, None, next(_ids)
         return out
 
@@ -147,7 +147,7 @@ class Value:
                 raise TypeError("Value ** Value is not supported: the exponent must be a number")
             c = _number(c, "**")
         x = self.data
-        if x < 0.0 and not c.is_integer():
+        if not x > 0.0 and not c.is_integer():  # as the op table: 0 ** 0.5 too
             raise ValueError(f"pow: {x!r} ** {c!r}: a non-integer power needs a positive base")
         try:
             y = x**c
