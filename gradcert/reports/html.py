@@ -41,7 +41,8 @@ def _table(head: list[str], rows: list[list[Any]], cls: str) -> str:
             klass = outcome or ("num" if num else "")
             cells.append(f'<td class="{klass}">{text}</td>' if klass else f"<td>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return (f'<table class="{cls}"><thead><tr>{th}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
 
 
 def _plots(samples: list[dict[str, Any]]) -> str:
@@ -74,7 +75,7 @@ def to_html(doc: Mapping[str, Any]) -> str:
         _table(["level", "status"], [[lv, st] for lv, st in s.levels.items()], "levels"),
         "<h2>Properties</h2>",
         _table(["property", "level", "outcome", "worst ulps", "worst rel. error", "graphs"],
-               properties_rows(s), "properties"),
+               properties_rows(s, marks=False), "properties"),
         "<h2>Accuracy per op</h2>",
         _table(["op", "of", "n", "max ulps", "median ulps", "max rel.", "median rel.",
                 "worst inputs"], accuracy_rows(s), "accuracy") if s.accuracy
@@ -93,7 +94,8 @@ def to_html(doc: Mapping[str, Any]) -> str:
             if f.get("message"):
                 parts.append(f'<pre class="message">{escape(str(f["message"]))}</pre>')
             if f.get("code"):
-                parts.append(f'<p>Minimal graph:</p><pre class="code">{escape(str(f["code"]))}</pre>')
+                parts.append("<p>Minimal graph:</p>"
+                             f'<pre class="code">{escape(str(f["code"]))}</pre>')
             if p.get("reproducer"):
                 parts.append(f"<p>Reproducer: <code>{escape(str(p['reproducer']))}</code></p>")
     parts.append("</body></html>")

@@ -36,12 +36,14 @@ def header_line(s: Summary) -> str:
     return " · ".join(parts)
 
 
-def properties_rows(s: Summary) -> list[list[Any]]:
+def properties_rows(s: Summary, marks: bool = True) -> list[list[Any]]:
+    """One row per property; ``marks`` prefixes outcomes with a symbol."""
     rows = []
     for p in s.properties:
         worst = p.get("worst") or {}
         rows.append([f"`{p.get('id')}`", p.get("level", "—"),
-                     _MARK.get(str(p.get("outcome")), p.get("outcome")),
+                     _MARK.get(str(p.get("outcome")), p.get("outcome")) if marks
+                     else p.get("outcome"),
                      fmt_num(worst.get("ulps"), "ulps"), fmt_num(worst.get("rel")),
                      p.get("graphs_checked", "—")])
     return rows

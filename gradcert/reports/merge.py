@@ -19,7 +19,7 @@ class MergeError(ValueError):
 
 def _ulps(p: Mapping[str, Any]) -> float:
     try:
-        v = float((p.get("worst") or {}).get("ulps"))
+        v = float((p.get("worst") or {}).get("ulps"))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return -math.inf
     return -math.inf if math.isnan(v) else v

@@ -103,7 +103,8 @@ def _accuracy(doc: Mapping[str, Any]) -> list[OpAccuracy]:
     if samples:
         groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
         for s in samples:
-            groups.setdefault((str(s.get("op") or "graph"), str(s.get("kind", "grad"))), []).append(s)
+            key = (str(s.get("op") or "graph"), str(s.get("kind", "grad")))
+            groups.setdefault(key, []).append(s)
         return [_stats(op, kind, rows) for (op, kind), rows in sorted(groups.items())]
     out = []
     for op, kinds in sorted((doc.get("ops") or {}).items()):
