@@ -1,0 +1,34 @@
+"""The adapter for PyPI ``micrograd`` (Karpathy's), ``micrograd.engine.Value``.
+
+Probed like any micrograd-style class: it has ``+ - * / **`` (``/`` as
+``x * y**-1``) and ``relu``, no ``log``, ``exp``, ``tanh``, ``sigmoid`` or
+``zero_grad``. Other packages install a top-level ``micrograd`` too; whatever
+``micrograd.engine.Value`` is in this environment is what gets probed.
+
+>>> sorted(MicrogradAdapter().capabilities().unsupported)
+['exp', 'log', 'sigmoid', 'tanh']
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from gradcert.adapters.base import TargetError
+from gradcert.adapters.generic import GenericAdapter, check_value_class
+
+__all__ = ["MicrogradAdapter"]
+
+
+class MicrogradAdapter(GenericAdapter):
+    """PyPI micrograd, through the generic adapter's probing."""
+
+    def __init__(self) -> None:
+        try:
+            value = importlib.import_module("micrograd.engine").Value
+        except (ImportError, AttributeError) as e:
+            raise TargetError(f"micrograd: cannot import micrograd.engine.Value "
+                              f"({type(e).__name__}: {e}); install it with "
+                              f"'pip install micrograd'") from None
+        check_value_class(value, "micrograd (micrograd.engine:Value)")
+        super().__init__(value, target="micrograd",
+                         import_line="from micrograd.engine import Value", name="micrograd")
