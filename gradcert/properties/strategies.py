@@ -1,0 +1,521 @@
+"""Hypothesis strategies for expression graphs, their leaves, and single ops.
+
+:func:`graphs` grows a :class:`~gradcert.graph.Graph` node by node over a
+chosen subset of the op table (what the engine under test supports). Every
+node is checked as it is made: its op's domain, a finite float64 value, and a
+bounded sensitivity (so gradients stay finite too). A node that fails is
+repaired locally, by picking other arguments or another allowed op, never by
+rejecting the whole graph. Choices are drawn so that shrinking moves towards
+fewer nodes, chains on the most recent node, the first allowed op, and leaves
+such as ``1.0``.
+
+Relu is never applied to exactly ``0.0`` here: which derivative an engine
+picks at the kink is a convention, checked by its own property.
+
+>>> from hypothesis import find, settings
+>>> g = find(graphs(ops={"mul", "log"}), lambda g: "log" in g.ops_used(),
+...          settings=settings(database=None, derandomize=True))
+>>> [n.op for n in g.nodes]
+['leaf', 'log']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from hypothesis import assume
+from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
+
+from gradcert.graph import OPS, Graph, GraphError, Node, trace
+
+__all__ = ["KINDS", "chains", "graphs", "leaves", "op_inputs", "wide_sums"]
+
+KINDS = ("realistic", "nasty", "mixed")
+"""Kinds of leaf values: see :func:`leaves`."""
+
+_BIG = 1e150  # an op may not push a value past this, unless an operand already was
+_SENSITIVITY = 1e200  # bound on the sum over paths of |products of partials| from the leaves
+
+_REALISTIC_EDGES = (1.0, 0.0, 2.0, -1.0, 0.5, 3.0, -2.0, -0.5, 0.25, 1.5, -3.0, 0.1)
+_NASTY_EDGES = (
+    1e300, -1e300, 1e-300, -1e-300, 1e150, -1e150, 1e-150, 1e100, -1e-100,
+    2.2250738585072014e-308, 1 + 2**-52, 1 - 2**-53, -1 - 2**-52, 0.1, 1 / 3,
+    math.pi, -math.e, 1e16, 1e16 + 2, 2.0**53 + 1, 1e-16, 123456789.12345679,
+)
+_CONSTS = (2.0, 1.0, 0.5, -1.0, 3.0, -2.0, 0.0, 0.1, 1e-3, 1e3, 10.0, -0.5)
+_POW_CONSTS = (2.0, 3.0, 1.0, 0.0, -1.0, -2.0, -3.0, 4.0, 0.5, -0.5, 1.5, 1 / 3)
+
+# Inputs at the edges of each op, where engines break (op_inputs draws these often).
+_OP_EDGES: dict[str, tuple[float, ...]] = {
+    "tanh": (20.0, -20.0, 35.0, -35.0, 400.0, -400.0, 19.0, 1e-8, -1e-8, 710.0, 1e300),
+    "sigmoid": (35.0, -35.0, 20.0, -20.0, 400.0, -400.0, 36.8, -745.0, 1e-8, 710.0, -1e300),
+    "exp": (700.0, 709.0, 709.78, -700.0, -745.0, -708.4, 1e-10, -1e-10, 88.7, -88.7, 20.0),
+    "log": (1e-300, 2.2250738585072014e-308, 1e-10, 1 + 2**-52, 1 - 2**-53, 1e300,
+            1.7976931348623157e308, math.e, 0.5, 1e-16),
+    "powc": (-2.0, -0.5, -1.0, -3.0, -10.0, 0.0, 1e-100, 1e50, -1e50, 1 + 2**-52),
+    "relu": (1e-300, -1e-300, 5e-324, -5e-324, 1e300, -1e300),
+    "div": (1e-100, -1e-100, 1e100, -1e100, 3.0, 1 / 3),
+    "rdivc": (1e-100, -1e-100, 1e100, 3.0, -1.0),
+    "divc": (1e-300, 1e300, -1e300, 1 / 3),
+    "mul": (1e150, -1e150, 1e-150, 1e-300, 0.0, -0.0),
+}
+
+_STATS = {"graphs": 0, "nodes": 0, "repaired": 0, "skipped": 0, "discarded": 0,
+          "op_inputs": 0, "op_inputs_fallback": 0, "chains": 0, "chains_fallback": 0}
+# Counters of what the strategies did (drawn, repaired, discarded); read by the tests.
+
+
+# ---------------------------------------------------------------------------
+# Leaves and constants.
+
+
+def _signed_powers(lo: float, hi: float) -> SearchStrategy[float]:
+    return st.tuples(st.booleans(), st.floats(lo, hi)).map(
+        lambda t: (-1.0 if t[0] else 1.0) * 10.0 ** t[1])
+
+
+_REALISTIC = st.one_of(
+    st.sampled_from(_REALISTIC_EDGES),
+    st.integers(-5, 5).map(float),
+    st.floats(-3.0, 3.0),
+    st.floats(-1e-3, 1e-3),  # near 0
+    st.floats(-1e-6, 1e-6).map(lambda d: 1.0 + d),  # near 1
+)
+_NASTY = st.one_of(
+    st.sampled_from(_NASTY_EDGES),
+    _signed_powers(-300.0, 300.0),  # huge and tiny magnitudes
+    st.floats(-1e6, 1e6),  # long mantissas, negatives
+)
+
+
+@st.composite
+def _mixed(draw: Any) -> float:
+    nasty = draw(st.integers(0, 4)) == 4  # one leaf in five is nasty; shrinks to realistic
+    return float(draw(_NASTY if nasty else _REALISTIC))
+
+
+_MIXED = _mixed()
+
+
+def leaves(kind: str = "realistic") -> SearchStrategy[float]:
+    """Finite float64 leaf values of a kind, shrinking towards ``1.0``.
+
+    - ``"realistic"``: small integers, values near 0 and near 1, floats in
+      [-3, 3], the usual suspects (0, 1, -1, 0.5, ...).
+    - ``"nasty"``: magnitudes from 1e-300 to 1e300 of either sign, the
+      smallest normal, 1 +- 1 ulp, integers beyond 2**53, long mantissas.
+    - ``"mixed"``: realistic, with one value in five nasty.
+
+    >>> from hypothesis import find, settings
+    >>> find(leaves("nasty"), lambda x: abs(x) > 1e200,
+    ...      settings=settings(database=None, derandomize=True))
+    1e+300
+    """
+    if kind == "realistic":
+        return _REALISTIC
+    if kind == "nasty":
+        return _NASTY
+    if kind == "mixed":
+        return _MIXED
+    raise ValueError(f"leaves: unknown kind {kind!r} (known: {', '.join(KINDS)})")
+
+
+_GENERAL_CONSTS = st.one_of(st.sampled_from(_CONSTS), st.floats(-10.0, 10.0))
+_CONST_STRATEGIES: dict[str, SearchStrategy[float]] = {
+    "powc": st.sampled_from(_POW_CONSTS),
+    "divc": _GENERAL_CONSTS.filter(lambda c: c != 0),  # never a zero divisor
+}
+
+
+def _constants(op: str) -> SearchStrategy[float]:
+    return _CONST_STRATEGIES.get(op, _GENERAL_CONSTS)
+
+
+# ---------------------------------------------------------------------------
+# One node, checked.
+
+
+def _node_value(op: str, xs: Sequence[float], const: float | None,
+                sens: Sequence[float], *, bounded: bool = True) -> tuple[float, float] | None:
+    """The node's float64 value and sensitivity, or None if it must not be made.
+
+    ``sens`` holds each operand's sensitivity: an upper bound on the absolute
+    derivative of that operand with respect to any leaf. The node's is the sum
+    of |partial| times the operand's, so bounding it keeps every gradient of
+    the graph finite.
+    """
+    row = OPS[op]
+    operands: tuple[Any, ...] = (*xs, const) if row.has_const else tuple(xs)
+    if row.domain(*operands) is not None or (op == "relu" and xs[0] == 0):
+        return None
+    try:
+        v = row.forward(math, *operands)
+        partials = row.partials(math, *operands, v)
+    except (OverflowError, ZeroDivisionError, ValueError):
+        return None
+    if not math.isfinite(v):
+        return None
+    if bounded and abs(v) > _BIG and abs(v) > max(abs(x) for x in operands):
+        return None
+    s = 0.0
+    for p, si in zip(partials, sens, strict=True):
+        s += abs(p) * si
+    if not s <= _SENSITIVITY:  # also rejects nan and inf
+        return None
+    return float(v), s
+
+
+# ---------------------------------------------------------------------------
+# Graphs.
+
+
+def _allowed(ops: Iterable[str] | None) -> tuple[str, ...]:
+    if ops is None:
+        return tuple(OPS)
+    if isinstance(ops, str):
+        raise TypeError(f"graphs: ops must be a collection of op names, not the string {ops!r}")
+    names = set(ops)
+    unknown = sorted(n for n in names if n not in OPS)
+    if unknown:
+        raise ValueError(f"graphs: unknown op(s) {', '.join(map(repr, unknown))} "
+                         f"(known: {', '.join(OPS)})")
+    if not names:
+        raise ValueError("graphs: ops is empty; a graph needs at least one op to use")
+    return tuple(n for n in OPS if n in names)  # table order: simple ops first
+
+
+class _Builder:
+    """The graph under construction: nodes, their float64 values and sensitivities."""
+
+    def __init__(self, allowed: tuple[str, ...], max_nodes: int, max_leaves: int) -> None:
+        self.allowed = allowed
+        self.max_nodes = max_nodes
+        self.max_leaves = max_leaves
+        self.nodes: list[Node] = []
+        self.values: list[float] = []
+        self.sens: list[float] = []
+        self.n_leaves = 0
+
+    def room_for_leaf(self) -> bool:
+        return self.n_leaves < self.max_leaves and len(self.nodes) + 2 <= self.max_nodes
+
+    def push_leaf(self, x: float) -> int:
+        self.nodes.append(Node.leaf(x))
+        self.values.append(x)
+        self.sens.append(1.0)
+        self.n_leaves += 1
+        return len(self.nodes) - 1
+
+    def pop_leaf(self) -> None:
+        self.nodes.pop()
+        self.values.pop()
+        self.sens.pop()
+        self.n_leaves -= 1
+
+    def attempt(self, op: str, args: tuple[int, ...], const: float | None) -> bool:
+        if not OPS[op].has_const:
+            const = None
+        r = _node_value(op, [self.values[a] for a in args], const,
+                        [self.sens[a] for a in args])
+        if r is None:
+            return False
+        self.nodes.append(Node(op, args, const))
+        self.values.append(r[0])
+        self.sens.append(r[1])
+        return True
+
+    def place(self, op: str, args: tuple[int, ...], const: float | None) -> bool:
+        """Make the node, repairing it locally if needed; False if nothing fits."""
+        if self.attempt(op, args, const):
+            return True
+        _STATS["repaired"] += 1
+        i = len(self.nodes)
+        near = range(i - 1, max(-1, i - 65), -1)  # other arguments, most recent first
+        if len(args) == 1:
+            if any(self.attempt(op, (j,), const) for j in near if j != args[0]):
+                return True
+        else:
+            a, b = args
+            if any(self.attempt(op, (a, j), const) for j in near if j != b):
+                return True
+            if any(self.attempt(op, (j, b), const) for j in near if j != a):
+                return True
+        for other in self.allowed:  # another allowed op on the same arguments
+            if other == op:
+                continue
+            o_args = args[:1] if OPS[other].arity == 1 else (args[0], args[-1])
+            if self.attempt(other, o_args, 2.0 if const is None else const):
+                return True
+        if self.room_for_leaf():  # last resort: the op on a fresh, tame leaf
+            leaf = self.push_leaf(2.0)
+            if self.attempt(op, (leaf,) if len(args) == 1 else (args[0], leaf), const):
+                return True
+            self.pop_leaf()
+        return False
+
+
+_R10 = st.integers(0, 9)
+_MORE = st.integers(0, 99)
+
+
+@st.composite
+def _graphs(draw: Any, allowed: tuple[str, ...], min_nodes: int, max_nodes: int,
+            min_leaves: int, max_leaves: int, leaf: SearchStrategy[float],
+            stop_cut: int) -> Graph:
+    weighted = list(allowed) + [op for op in allowed if OPS[op].arity == 2]
+    op_choice = st.sampled_from(weighted)
+    g = _Builder(allowed, max_nodes, max_leaves)
+    for _ in range(min_leaves):
+        g.push_leaf(draw(leaf))
+    skips = 0
+    while len(g.nodes) < max_nodes and skips <= max(8, max_nodes // 4):
+        first = len(g.nodes) == min_leaves  # stopping before any op is made rarer
+        if len(g.nodes) >= min_nodes and draw(_MORE) < (stop_cut // 3 if first else stop_cut):
+            break
+        op = draw(op_choice)
+        i = len(g.nodes)
+        r = draw(_R10)
+        if r < 7:
+            a = i - 1  # a chain on the most recent node
+        elif r < 9:
+            a = max(0, i - 1 - draw(st.integers(1, 3)))
+        else:
+            a = draw(st.integers(0, i - 1))  # fan-out from far back
+        const = draw(_constants(op)) if OPS[op].has_const else None
+        fresh = False
+        args: tuple[int, ...] = (a,)
+        if OPS[op].arity == 2:
+            r2 = draw(_R10)
+            if r2 < 2:
+                b = a  # the same node twice: x * x
+            elif r2 < 5 and g.room_for_leaf():
+                b, fresh = g.push_leaf(draw(leaf)), True
+            elif r2 < 8:
+                b = max(0, i - 1 - draw(st.integers(0, 3)))
+            else:
+                b = draw(st.integers(0, i - 1))
+            swap = draw(st.booleans())
+            args = (b, a) if swap else (a, b)
+        if g.place(op, args, const):
+            _STATS["nodes"] += 1
+        else:
+            if fresh:
+                g.pop_leaf()
+            skips += 1
+            _STATS["skipped"] += 1
+    if len(g.nodes) < min_nodes:
+        _STATS["discarded"] += 1
+        assume(False)
+    _STATS["graphs"] += 1
+    return Graph(tuple(g.nodes))
+
+
+def graphs(ops: Iterable[str] | None = None, *, min_nodes: int = 1, max_nodes: int = 30,
+           min_leaves: int = 1, max_leaves: int = 4,
+           leaves: str | SearchStrategy[float] | None = None) -> SearchStrategy[Graph]:
+    """Expression graphs over the op names ``ops`` (default: the whole op table).
+
+    Sizes count every node, leaves included. Each node's op and arguments are
+    drawn together: mostly a chain on the most recent node, sometimes a node
+    further back (fan-out), the same node twice (``x * x``), or a fresh leaf.
+    Every node is in its op's domain, float64-finite, and of bounded
+    sensitivity, so gradients are finite as well; a node that would not be is
+    repaired locally. ``leaves`` is a kind for :func:`leaves` or a float
+    strategy; the default mixes realistic and nasty values.
+
+    Shrinks towards fewer nodes, chains on the most recent node, the same
+    node twice, ops early in the table (``add`` first), constant ``2.0``
+    and leaves ``1.0``.
+
+    >>> from hypothesis import find, settings
+    >>> from gradcert.graph import to_python
+    >>> g = find(graphs(ops={"add", "mul"}), lambda g: "mul" in g.ops_used(),
+    ...          settings=settings(database=None, derandomize=True))
+    >>> print(to_python(g), end="")
+    def build(Value):
+        x0 = Value(1.0)
+        v1 = x0 * x0
+        return [x0], v1
+    """
+    allowed = _allowed(ops)
+    for name, v in (("min_nodes", min_nodes), ("max_nodes", max_nodes),
+                    ("min_leaves", min_leaves), ("max_leaves", max_leaves)):
+        if type(v) is not int or v < 1:
+            raise ValueError(f"graphs: {name} must be a positive int, got {v!r}")
+    if min_nodes > max_nodes:
+        raise ValueError(f"graphs: min_nodes={min_nodes} > max_nodes={max_nodes}")
+    if min_leaves > max_leaves:
+        raise ValueError(f"graphs: min_leaves={min_leaves} > max_leaves={max_leaves}")
+    if min_leaves > max_nodes:
+        raise ValueError(f"graphs: min_leaves={min_leaves} > max_nodes={max_nodes}")
+    if leaves is None:
+        leaf = _MIXED
+    elif isinstance(leaves, str):
+        leaf = globals()["leaves"](leaves)
+    elif isinstance(leaves, SearchStrategy):
+        leaf = leaves
+    else:
+        raise TypeError(f"graphs: leaves must be a kind ({', '.join(KINDS)}) or a "
+                        f"strategy of floats, got {type(leaves).__name__}")
+    extra = max(1.0, (max_nodes - min_nodes) / 3)  # mean number of nodes beyond min_nodes
+    stop_cut = max(1, round(100 / (extra + 1)))
+    return _graphs(allowed, min_nodes, max_nodes, min_leaves, max_leaves, leaf, stop_cut)
+
+
+# ---------------------------------------------------------------------------
+# Chains and wide sums.
+
+_PARTNER = {"log": "exp", "exp": "log"}
+_SAFE_CHAIN = {"mul": (0.5, -1.0), "div": (0.5, -1.0), "mulc": (0.5, -1.0),
+               "rmulc": (0.5, -1.0), "divc": (0.5, -1.0), "powc": (2.0, 0.5),
+               "rdivc": (0.5, 2.0), "log": (2.0, None)}
+
+
+def _chain(op: str, length: int, x: float, c: float | None) -> Graph | None:
+    row = OPS[op]
+    nodes = [Node.leaf(x)]
+    v, s = x, 1.0
+    for k in range(length):
+        name = _PARTNER[op] if op in _PARTNER and k % 2 else op
+        prev = len(nodes) - 1
+        if row.arity == 2:
+            r = _node_value(name, (v, x), None, (s, 1.0), bounded=False)
+            node = Node(name, (prev, 0))
+        else:
+            r = _node_value(name, (v,), c, (s,), bounded=False)
+            node = Node(name, (prev,), c if row.has_const else None)
+        if r is None:
+            return None
+        v, s = r
+        nodes.append(node)
+    return Graph(tuple(nodes))
+
+
+@st.composite
+def _chains(draw: Any, op: str, length: int, kind: str) -> Graph:
+    row = OPS[op]
+    near_one = _signed_powers(-min(2.0, 300 / length) / math.log(10),
+                              min(2.0, 300 / length) / math.log(10))
+    c: float | None = None
+    x = draw(near_one if op in ("mul", "div") else leaves(kind))  # x ** length stays in range
+    if op in ("mulc", "rmulc", "divc"):
+        c = draw(near_one)
+    elif op == "powc":
+        c = draw(st.sampled_from((1.0, -1.0, 0.5, -0.5, 1 / 3) if length > 4 else _POW_CONSTS))
+    elif row.has_const:
+        c = draw(_constants(op))
+    _STATS["chains"] += 1
+    g = _chain(op, length, x, c)
+    if g is None:
+        _STATS["chains_fallback"] += 1
+        x, c = _SAFE_CHAIN.get(op, (0.5, 1.0 if row.has_const else None))
+        g = _chain(op, length, x, c if row.has_const else None)
+    assert g is not None, f"no safe chain of {op}"
+    return g
+
+
+def chains(op: str, length: int, *, kind: str = "realistic") -> SearchStrategy[Graph]:
+    """Deep chains: one leaf ``x`` and ``length`` nodes, each applying ``op`` to the last.
+
+    Binary ops take the leaf as their second operand (``((x * x) * x) * x``,
+    fan-out of the leaf at every level). ``log`` and ``exp`` alternate with
+    each other (``exp(log(exp(x)))``), as neither can be iterated for long.
+    Leaves and constants are chosen so every node stays in range (e.g. ``x``
+    near 1 for ``mul``); shrinks towards leaf ``1.0`` and the simplest constant.
+
+    >>> from hypothesis import find, settings
+    >>> g = find(chains("tanh", 100), lambda g: True,
+    ...          settings=settings(database=None, derandomize=True))
+    >>> len(g), g.ops_used() == {"tanh"}
+    (101, True)
+    """
+    if op not in OPS:
+        raise ValueError(f"chains: unknown op {op!r} (known: {', '.join(OPS)})")
+    if type(length) is not int or length < 1:
+        raise ValueError(f"chains: length must be a positive int, got {length!r}")
+    leaves(kind)  # validates kind
+    return _chains(op, length, kind)
+
+
+def wide_sums(n: int, *, kind: str = "realistic") -> SearchStrategy[Graph]:
+    """Wide fan-in: ``sum()`` over ``n`` leaves, as Python's ``sum`` builds it.
+
+    That is ``0 + x0`` (a ``raddc``), then ``n - 1`` adds: a chain ``n`` deep
+    whose output depends on every leaf. Shrinks towards all leaves ``1.0``.
+
+    >>> from hypothesis import find, settings
+    >>> g = find(wide_sums(3), lambda g: True,
+    ...          settings=settings(database=None, derandomize=True))
+    >>> [n.op for n in g.nodes], g.inputs
+    (['leaf', 'leaf', 'leaf', 'raddc', 'add', 'add'], (1.0, 1.0, 1.0))
+    """
+    if type(n) is not int or n < 1:
+        raise ValueError(f"wide_sums: n must be a positive int, got {n!r}")
+    return st.lists(leaves(kind), min_size=n, max_size=n).map(
+        lambda xs: trace(lambda *vs: sum(vs), xs))
+
+
+# ---------------------------------------------------------------------------
+# Single ops.
+
+OpInputs = tuple[tuple[float, ...], float | None]
+_SAFE_OPERAND = st.floats(0.25, 4.0)  # in the domain of every op with every constant
+
+
+@st.composite
+def _op_inputs(draw: Any, op: str, kind: str) -> OpInputs:
+    row = OPS[op]
+    edges = _OP_EDGES.get(op)
+    const = draw(_constants(op)) if row.has_const else None
+    xs = []
+    for _ in range(row.arity):
+        if edges and draw(_R10) >= 6:
+            xs.append(draw(st.sampled_from(edges)))
+        else:
+            xs.append(float(draw(leaves(kind))))
+    _STATS["op_inputs"] += 1
+    if _node_value(op, xs, const, [1.0] * row.arity, bounded=False) is None:
+        _STATS["op_inputs_fallback"] += 1
+        xs = [draw(_SAFE_OPERAND) for _ in range(row.arity)]
+    return tuple(xs), const
+
+
+def op_inputs(op: str, kind: str = "mixed") -> SearchStrategy[OpInputs]:
+    """``(operands, const)`` for one application of ``op``, inside its domain.
+
+    ``const`` is None for ops without a constant. Value and partial
+    derivatives are finite in float64. Edge-heavy: tanh and sigmoid at 20, 35,
+    400; exp up to 709.78; log near 0 and near the largest float; powc of
+    negative bases with integer exponents; tiny divisors. Inputs that would
+    leave the domain are replaced by tame ones in [0.25, 4]. Shrinks towards
+    ``1.0`` and the simplest constant.
+
+    >>> from hypothesis import find, settings
+    >>> find(op_inputs("log"), lambda t: t[0][0] > 1e200,
+    ...      settings=settings(database=None, derandomize=True))
+    ((1e+300,), None)
+    """
+    if op not in OPS:
+        raise ValueError(f"op_inputs: unknown op {op!r} (known: {', '.join(OPS)})")
+    leaves(kind)  # validates kind
+    return _op_inputs(op, kind)
+
+
+def _check_graph(g: Graph) -> None:
+    """Raise GraphError if ``g`` breaks what :func:`graphs` promises (used by tests)."""
+    values: list[float] = []
+    sens: list[float] = []
+    for i, n in enumerate(g.nodes):
+        if n.op == "leaf":
+            values.append(n.value)  # type: ignore[arg-type]
+            sens.append(1.0)
+            continue
+        r = _node_value(n.op, [values[a] for a in n.args], n.const, [sens[a] for a in n.args],
+                        bounded=False)
+        if r is None:
+            raise GraphError(i, f"{n.op} out of domain, range, or sensitivity bound")
+        values.append(r[0])
+        sens.append(r[1])
