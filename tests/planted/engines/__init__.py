@@ -1,0 +1,1 @@
+"""One module per planted engine; each exports ``Value``. ``base`` is the correct one."""
