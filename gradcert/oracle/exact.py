@@ -1,0 +1,615 @@
+"""Exact values and gradients of a graph, in mpmath, certified to float64.
+
+The exact value of a graph is the real-number value of its function at the
+float64 leaf values (constants are the float64 constants as given); its
+gradient is the vector of exact partial derivatives of the output with
+respect to the leaves. :func:`exact_graph` computes both in mpmath: a forward
+pass with the op table, then reverse mode (each node's adjoint times the op's
+exact local partials).
+
+**The precision rule.** A result is only reported once its float64 rounding
+is *certified*, not merely stable: while it evaluates at working precision
+``p``, the oracle carries beside every value, local partial and adjoint a
+first-order bound on its absolute error (a running error analysis, as in
+Higham's *Accuracy and Stability of Numerical Algorithms*, §3.3): each op
+adds its own rounding (at most 8 ulps at ``p``; mpmath's ``+ - * /`` are
+correctly rounded and its ``exp``, ``log``, ``tanh`` are within an ulp) to
+the errors of its operands times its partials. Cancellation is therefore
+seen as it happens: in ``(x + 1e30) - 1e30`` the absolute error of the sum
+survives the subtraction and is large relative to the result, which is
+what "stable between two consecutive precisions" cannot see. A value is
+certified when the whole interval ``value +- bound`` rounds to one float64
+(it stays a quarter-ulp away from any rounding midpoint). The oracle starts
+at ``p = 53 + 64`` bits and, while any value or leaf gradient is not
+certified, raises ``p`` to at least ``53 + 2 * (p - 53)`` (and further by the
+bits the worst bound says are missing), up to ``max_prec`` bits.
+
+The bound is first order: it is trusted only where the operands of a
+nonlinear op are known to better than 2**-8 relative (so local partials vary
+by less than that across the operand's error interval); a relu or a domain
+test (log, non-integer power, division) is trusted only when its input's sign
+is certain. A node that fails these tests is not certified either and raises
+the precision.
+
+**Limits.** A quantity that is exactly zero but computed inexactly (for
+instance ``tanh(x) - tanh(x)`` written as two separate tanh nodes, which the
+oracle cannot tell from a tiny nonzero) can only be certified when its bound
+falls below float64's smallest subnormal; fed to log, relu, a power or a
+division it can never be, and after ``max_prec`` bits (default 8192) the
+oracle raises :class:`Unresolved` naming the node. So do inputs beyond the
+oracle's range (exp of a number above 2**4096). Identical subexpressions are
+recognised, so ``a - a`` and ``a / a`` of one node or of two structurally
+identical nodes are exact. A result beyond float64's range rounds to +-inf
+and sets :attr:`Exact.overflow`; it must not be compared as a number.
+
+Values on which an op is evaluated exactly at a non-differentiable point (a
+relu of exactly 0, whose derivative is 0 by the table's convention) are
+listed in :attr:`Exact.kinks`.
+
+The oracle uses a private mpmath context per thread (never the global
+``mp.prec``) over the gmpy2 backend, and warns once if gmpy2 is missing.
+
+>>> e = exact(lambda x: (x + 1e16) - 1e16, [1.0])
+>>> e.value_f64
+1.0
+>>> (1.0 + 1e16) - 1e16        # float64 loses the 1
+0.0
+>>> e = exact(lambda x, y: (x * y).log() + 2.0 / x, [3.0, 4.0])
+>>> e.grad_f64 == (1 / 3 - 2 / 9, 0.25)
+True
+>>> exact(lambda x: x.relu(), [0.0]).kinks
+(1,)
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import mpmath
+
+from gradcert.graph import OPS, DomainError, Graph, trace
+
+__all__ = [
+    "START_PREC",
+    "MAX_PREC",
+    "Exact",
+    "Unresolved",
+    "exact",
+    "exact_graph",
+    "round_to",
+]
+
+START_PREC = 53 + 64
+"""The first working precision, in bits: float64's 53 plus a 64-bit margin."""
+
+MAX_PREC = 8192
+"""The default largest working precision before :class:`Unresolved` is raised."""
+
+_FORMATS = {"float64": (53, -1074, 1024), "float32": (24, -149, 128)}
+# dtype -> (significand bits, exponent of the smallest subnormal, 2**emax is
+# the first power of two beyond range)
+
+_RANGE = 4096  # exp-like ops refuse |x| >= 2**_RANGE: the result has no usable size
+_VALID = -8.0  # first-order bounds are trusted while relative errors stay below 2**-8
+_NEG = -math.inf
+_log2 = math.log2
+
+
+class Unresolved(ArithmeticError):
+    """The oracle cannot certify a float64 result within its precision limit."""
+
+    def __init__(self, node: int | None, problem: str) -> None:
+        self.node = node
+        self.problem = problem
+        where = "graph" if node is None else f"node {node}"
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True, eq=False)
+class Exact:
+    """Exact value and gradient of a graph, with their correctly rounded float64s.
+
+    ``grad`` and ``grad_f64`` follow ``graph.leaves``; ``values`` and
+    ``values_f64`` hold every node. ``prec`` is the working precision of the
+    certified run, ``precisions`` every precision tried. ``overflow`` says the
+    value or some gradient is beyond float64's range (its ``*_f64`` is
+    +-inf). ``kinks`` lists the nodes evaluated exactly at a kink (relu(0)).
+    ``certified`` is False only when a fixed ``prec`` was asked for.
+    """
+
+    graph: Graph
+    value: Any
+    grad: tuple[Any, ...]
+    values: tuple[Any, ...]
+    value_f64: float
+    grad_f64: tuple[float, ...]
+    values_f64: tuple[float, ...]
+    prec: int
+    overflow: bool
+    kinks: tuple[int, ...] = ()
+    certified: bool = True
+    precisions: tuple[int, ...] = field(default=())
+
+    def __repr__(self) -> str:
+        return (f"Exact(value_f64={self.value_f64!r}, grad_f64={self.grad_f64!r}, "
+                f"prec={self.prec}, overflow={self.overflow})")
+
+
+# ---------------------------------------------------------------------------
+# Rounding an mpf to float64/float32, and deciding whether an error bound
+# lets the rounding be certain.
+
+
+def _parts(x: Any) -> tuple[int, Any, int]:
+    """(sign, mantissa, exponent) of an mpf/float/int, value = (-1)**sign * man * 2**exp."""
+    t = getattr(x, "_mpf_", None)
+    if t is None:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise TypeError(f"cannot round {type(x).__name__}: expected an mpf, int or float")
+        t = mpmath.libmp.from_int(x) if isinstance(x, int) else mpmath.libmp.from_float(x)
+    sign, man, exp, _ = t
+    if not man and exp:
+        raise ValueError(f"cannot round {x!r}: not a finite number")
+    return sign, man, exp
+
+
+def _round(sign: int, man: Any, exp: int, fmt: tuple[int, int, int]) -> tuple[float, int, Any]:
+    """The rounding (nearest, ties to even), the grid exponent q, and man's distance
+    from a rounding midpoint in units of 2**exp (None when on the grid)."""
+    prec, qmin, emax = fmt
+    if not man:
+        return (-0.0 if sign else 0.0), qmin, None
+    q = max(exp + man.bit_length() - prec, qmin)
+    dist = None
+    if exp < q:
+        shift = q - exp
+        r = man >> shift
+        rem = man - (r << shift)
+        half = 1 << (shift - 1)
+        dist = abs(rem - half)
+        if rem > half or (rem == half and r & 1):
+            r += 1
+    else:
+        r = man << (exp - q)
+    f = math.inf if r.bit_length() + q > emax else math.ldexp(float(int(r)), q)
+    return (-f if sign else f), q, dist
+
+
+def round_to(x: Any, dtype: str = "float64") -> float:
+    """``x`` (an mpf, int or float) correctly rounded to ``dtype``, as a Python float.
+
+    Rounds once, to nearest with ties to even, including into the subnormal
+    range, and to +-inf beyond the range (so float32 results never suffer a
+    double rounding through float64).
+
+    >>> import mpmath
+    >>> round_to(mpmath.mpf(1) / 3) == 1 / 3
+    True
+    >>> round_to(mpmath.mpf(1) / 3, "float32")
+    0.3333333432674408
+    >>> round_to(mpmath.mpf(2) ** 1024)
+    inf
+    """
+    fmt = _FORMATS.get(dtype)
+    if fmt is None:
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    return _round(*_parts(x), fmt)[0]
+
+
+_F64 = _FORMATS["float64"]
+
+
+def _certain(x: Any, err: float) -> tuple[float, bool]:
+    """float64 rounding of mpf ``x`` and whether every number within 2**err of it
+    rounds to the same float64."""
+    sign, man, exp = _parts(x)
+    f, q, dist = _round(sign, man, exp, _F64)
+    if err == _NEG:
+        return f, True
+    if not man:
+        return 0.0, err < q - 1  # everything within half the smallest subnormal is 0
+    if err >= q - 2:
+        return f, False
+    if dist is None:
+        return f, True
+    return f, dist != 0 and exp + dist.bit_length() - 1 > err
+
+
+def _mag(x: Any) -> float:
+    """An upper bound on log2|x| (-inf for zero); |x| >= 2**(_mag(x) - 1)."""
+    if type(x) is int:
+        return _NEG if x == 0 else float(x.bit_length())
+    t = x._mpf_
+    return float(t[2] + t[3]) if t[1] else _NEG
+
+
+def _sum_exact(a: Any, b: Any, prec: int) -> bool:
+    """Whether a + b (or a - b) of mpfs is exact at ``prec`` bits (no rounding)."""
+    ta, tb = a._mpf_, b._mpf_
+    if not ta[1] or not tb[1]:
+        return True
+    return max(ta[2] + ta[3], tb[2] + tb[3]) + 1 - min(ta[2], tb[2]) <= prec
+
+
+def _mul_exact(a: Any, b: Any, prec: int) -> bool:
+    """Whether a * b of mpfs is exact at ``prec`` bits."""
+    return a._mpf_[3] + b._mpf_[3] <= prec
+
+
+_EXACT_WHEN: dict[str, Callable[[tuple[Any, ...], int], bool]] = {
+    "add": lambda o, p: _sum_exact(o[0], o[1], p),
+    "sub": lambda o, p: _sum_exact(o[0], o[1], p),
+    "addc": lambda o, p: _sum_exact(o[0], o[1], p),
+    "raddc": lambda o, p: _sum_exact(o[0], o[1], p),
+    "subc": lambda o, p: _sum_exact(o[0], o[1], p),
+    "rsubc": lambda o, p: _sum_exact(o[0], o[1], p),
+    "mul": lambda o, p: _mul_exact(o[0], o[1], p),
+    "mulc": lambda o, p: _mul_exact(o[0], o[1], p),
+    "rmulc": lambda o, p: _mul_exact(o[0], o[1], p),
+    "neg": lambda o, p: True,
+    "relu": lambda o, p: True,
+}
+
+
+def _lsum(a: float, b: float) -> float:
+    """log2(2**a + 2**b)."""
+    if a < b:
+        a, b = b, a
+    if b == _NEG:
+        return a
+    return a + _log2(1.0 + 2.0 ** (b - a))
+
+
+def _rel(m: float, e: float) -> float:
+    """log2 of a relative error bound, from a magnitude bound m and an absolute one e."""
+    if e == _NEG:
+        return _NEG
+    return math.inf if m == _NEG else e - m + 1.0
+
+
+def _mulb(a: float, b: float) -> float:
+    """log2 of a product of bounds 2**a * 2**b, where a zero factor wins over inf."""
+    return _NEG if a == _NEG or b == _NEG else a + b
+
+
+# Relative error bounds (log2) of an op's local partials caused by the errors of
+# its operands, f(ms, es, c) -> one bound per operand, from the partial's
+# logarithmic derivative: (1/x)' relative is 1 x rel(x), (x**c)' is |c - 1| x
+# rel(x), exp' = exp, tanh' = sech^2, sigmoid' = s(1 - s) have log-derivatives
+# bounded by 1, 2, 1 (times the operand's absolute error). mul is bilinear and
+# handled exactly; constant partials (add, neg, mulc, ...) only round.
+
+
+def _pe_div(ms: Sequence[float], es: Sequence[float], c: Any) -> tuple[float, ...]:
+    ry = _rel(ms[1], es[1])
+    return ry, max(_rel(ms[0], es[0]), ry + 1.0) + 1.0
+
+
+def _pe_powc(ms: Sequence[float], es: Sequence[float], c: Any) -> tuple[float, ...]:
+    if c == 0 or c == 1:
+        return (_NEG,)
+    return (_rel(ms[0], es[0]) + _log2(abs(float(c) - 1.0)),)
+
+
+_PARTIAL_REL: dict[str, Callable[..., tuple[float, ...]]] = {
+    "div": _pe_div,
+    "rdivc": lambda ms, es, c: (_rel(ms[0], es[0]) + 1.0,),
+    "powc": _pe_powc,
+    "log": lambda ms, es, c: (_rel(ms[0], es[0]),),
+    "exp": lambda ms, es, c: (es[0],),
+    "tanh": lambda ms, es, c: (es[0] + 1.0,),
+    "sigmoid": lambda ms, es, c: (es[0],),
+}
+_LINEAR = frozenset({"add", "sub", "addc", "raddc", "subc", "rsubc", "mulc", "rmulc",
+                     "divc", "neg"})
+_DOMAIN_ARG = {"div": 1, "rdivc": 0, "powc": 0, "log": 0}  # the operand a domain test reads
+_PAIR_EXACT = {"sub": 0, "div": 1}  # op(a, a) is exactly this
+
+
+# ---------------------------------------------------------------------------
+# Contexts.
+
+_local = threading.local()
+_warned = False
+
+
+def _context() -> Any:
+    global _warned
+    ctx = getattr(_local, "ctx", None)
+    if ctx is None:
+        if mpmath.libmp.BACKEND != "gmpy" and not _warned:
+            _warned = True
+            warnings.warn("gmpy2 is not installed: the oracle runs on mpmath's pure-Python "
+                          "backend, 1.5-5x slower (pip install gmpy2)", RuntimeWarning,
+                          stacklevel=3)
+        ctx = _local.ctx = mpmath.MPContext()
+    return ctx
+
+
+# ---------------------------------------------------------------------------
+# The evaluation.
+
+
+@dataclass
+class _Plan:
+    """What a run needs from the graph, computed once: ops, args, constants as mpf,
+    and a structural id per node (equal ids: equal exact values)."""
+
+    ops: list[Any]
+    args: list[tuple[int, ...]]
+    consts: list[Any]
+    leaves: tuple[int, ...]
+    canon: list[int]
+
+
+def _plan(graph: Graph, ctx: Any) -> _Plan:
+    ops: list[Any] = []
+    args: list[tuple[int, ...]] = []
+    consts: list[Any] = []
+    canon: list[int] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    for i, n in enumerate(graph.nodes):
+        if n.op == "leaf":
+            ops.append(None)
+            args.append(())
+            consts.append(ctx.mpf(n.value))
+            canon.append(i)
+            continue
+        op = OPS[n.op]
+        ops.append(op)
+        args.append(n.args)
+        consts.append(None if n.const is None else ctx.mpf(n.const))
+        key_args = tuple(canon[a] for a in n.args)
+        if op.commutative:
+            key_args = tuple(sorted(key_args))
+        key = (n.op, key_args, n.const)
+        canon.append(seen.setdefault(key, i))
+    return _Plan(ops, args, consts, graph.leaves, canon)
+
+
+@dataclass
+class _Run:
+    values: list[Any]
+    errs: list[float]
+    grads: list[Any]
+    gerrs: list[float]
+    kinks: list[int]
+    doubtful: int | None  # a node whose bound cannot be trusted at this precision
+    reason: str
+
+
+def _run(graph: Graph, plan: _Plan, ctx: Any, prec: int, track: bool,
+         last: bool) -> _Run:
+    """Forward and reverse at ``prec`` bits, with error bounds when ``track``."""
+    ctx.prec = prec
+    n = len(graph.nodes)
+    values: list[Any] = [None] * n
+    errs = [_NEG] * n
+    mags = [_NEG] * n
+    partials: list[tuple[Any, ...]] = [()] * n
+    perrs: list[list[float]] = [[]] * n
+    kinks: list[int] = []
+    doubtful: int | None = None
+    reason = ""
+    canon, ops, all_args, consts = plan.canon, plan.ops, plan.args, plan.consts
+    rnd = 3.0 - prec  # log2 of 8 ulps at prec, relative: one op's own rounding
+    for i in range(n):
+        op = ops[i]
+        if op is None:
+            values[i] = v = consts[i]
+            mags[i] = _mag(v)
+            continue
+        args = all_args[i]
+        c = consts[i]
+        name = op.name
+        operands = tuple(values[a] for a in args)
+        if c is not None:
+            operands += (c,)
+        why = op.domain(*operands)
+        if track:
+            ms = [mags[a] for a in args]
+            es = [errs[a] for a in args]
+            k = _DOMAIN_ARG.get(name)
+            if k is not None and es[k] != _NEG and not es[k] < ms[k] - 1.0:
+                if why and last:
+                    raise Unresolved(i, f"cannot decide at {prec} bits whether the input "
+                                        f"of {name} is in its domain ({why})")
+                if why:
+                    return _Run(values, errs, [], [], kinks, i, f"{name}'s domain is undecided")
+                if doubtful is None:
+                    doubtful, reason = i, f"the sign of {name}'s input is uncertain"
+            if name in _PARTIAL_REL and name not in _DOMAIN_ARG and ms[0] > _RANGE:
+                raise Unresolved(i, f"{name} of an input beyond 2**{_RANGE}")
+            if name == "powc" and ms[0] != _NEG and abs(c) * abs(ms[0]) > 2.0 ** 62:
+                raise Unresolved(i, "x ** c is beyond the oracle's range")
+        if why:
+            raise DomainError(i, name, operands, why)
+        v = op.forward(ctx, *operands)
+        pair = len(args) == 2 and name in _PAIR_EXACT and canon[args[0]] == canon[args[1]]
+        if pair:
+            v = ctx.mpf(_PAIR_EXACT[name])
+        ps = op.partials(ctx, *operands, v)
+        values[i], partials[i] = v, ps
+        m = mags[i] = _mag(v)
+        if name == "relu" and not operands[0]:
+            kinks.append(i)
+        if not track:
+            continue
+        pm = [_mag(p) for p in ps]
+        if name == "mul":
+            pe = [es[1], es[0]]  # the partials are the operands themselves
+        elif name in _LINEAR:
+            pe = [pm[0] + rnd] if name == "divc" else [_NEG] * len(ps)  # 1/c rounds
+        else:
+            pe = [_NEG if type(p) is int else pmj + rnd for p, pmj in zip(ps, pm, strict=True)]
+        if name in _LINEAR or name == "mul":
+            pass
+        elif name == "relu":
+            if es[0] != _NEG and not es[0] < ms[0] - 1.0 and doubtful is None:
+                doubtful, reason = i, "the sign of relu's input is uncertain"
+        else:
+            for j, r in enumerate(_PARTIAL_REL[name](ms, es, c)):
+                if r != _NEG:
+                    pe[j] = _lsum(pe[j], math.inf if pm[j] == _NEG else pm[j] + r + 1.0)
+                    if doubtful is None and not pe[j] - pm[j] + 1.0 < _VALID:
+                        doubtful, reason = i, f"an operand of {name} is too inexact"
+        perrs[i] = pe
+        if pair:
+            continue  # errs[i] stays exact
+        exact_when = _EXACT_WHEN.get(name)
+        e = _NEG if exact_when is not None and exact_when(operands, prec) else _mulb(m, rnd)
+        for pmj, pej, ej in zip(pm, pe, es, strict=False):
+            if ej != _NEG:
+                e = _lsum(e, _lsum(_mulb(pmj, ej), pej + ej))
+        errs[i] = e
+
+    # reverse mode: grads[a] += grads[i] * d node_i / d node_a
+    grads: list[Any] = [None] * n
+    gerrs = [_NEG] * n
+    grads[n - 1] = ctx.mpf(1)
+    for i in range(n - 1, -1, -1):
+        g = grads[i]
+        if g is None or ops[i] is None:
+            continue
+        ge = gerrs[i]
+        if not g and ge == _NEG:
+            continue
+        gm = _mag(g)
+        ps = partials[i]
+        pe = perrs[i]
+        for j, a in enumerate(all_args[i]):
+            p = ps[j]
+            te = ge
+            if type(p) is int:
+                if p == 0:
+                    continue
+                t = g if p == 1 else -g
+            else:
+                t = g * p
+                if track:
+                    te = _lsum(_mulb(_mag(p), ge), _mulb(gm, pe[j]))
+                    te = _lsum(te, _mulb(ge, pe[j]))
+                    if not _mul_exact(g, p, prec):
+                        te = _lsum(te, _mag(t) + 1.0 - prec)
+            old = grads[a]
+            if old is None:
+                grads[a] = t
+                gerrs[a] = te
+            else:
+                s = grads[a] = old + t
+                if track:
+                    e = _lsum(gerrs[a], te)
+                    gerrs[a] = e if _sum_exact(old, t, prec) else _lsum(e, _mag(s) + 1.0 - prec)
+    return _Run(values, errs, grads, gerrs, kinks, doubtful, reason)
+
+
+def exact_graph(graph: Graph, *, prec: int | None = None,
+                max_prec: int = MAX_PREC) -> Exact:
+    """Exact value and gradient of ``graph``, certified to float64 (see the module).
+
+    Raises :class:`gradcert.graph.DomainError` (naming the node, op and inputs)
+    when an input leaves an op's domain, and :class:`Unresolved` when the
+    float64 roundings cannot be certified within ``max_prec`` bits. With a
+    fixed ``prec`` the oracle runs once at that precision, certifies nothing
+    and sets ``certified=False`` (for measuring and cross-checking).
+
+    >>> from gradcert.graph import trace
+    >>> g = trace(lambda x: (x.exp() - 1.0) / x, [1e-20])
+    >>> exact_graph(g).value_f64      # float64 computes 0.0
+    1.0
+    >>> exact_graph(g).prec > 117     # exp(1e-20) - 1 cancels 66 bits: escalated
+    True
+    """
+    if not isinstance(graph, Graph):
+        raise TypeError(f"exact_graph needs a gradcert.graph.Graph, got {type(graph).__name__}")
+    ctx = _context()
+    saved = ctx.prec
+    try:
+        plan = _plan(graph, ctx)
+        if prec is not None:
+            if not isinstance(prec, int) or prec < 2:
+                raise ValueError(f"prec must be an integer number of bits >= 2, got {prec!r}")
+            run = _run(graph, plan, ctx, prec, track=False, last=True)
+            return _result(graph, run, prec, (prec,), certified=False)
+        p = START_PREC
+        tried: list[int] = []
+        while True:
+            p = min(p, max_prec)
+            last = p >= max_prec
+            tried.append(p)
+            run = _run(graph, plan, ctx, p, track=True, last=last)
+            missing, where, what = _missing(graph, run)
+            if missing <= 0:
+                return _result(graph, run, p, tuple(tried), certified=True)
+            if last:
+                raise Unresolved(where, f"{what} is not certified at {p} bits "
+                                        f"(max_prec={max_prec})")
+            p = max(53 + 2 * (p - 53), p + int(missing) + 32)
+    finally:
+        ctx.prec = saved
+
+
+def _missing(graph: Graph, run: _Run) -> tuple[float, int | None, str]:
+    """How many more bits the worst result needs (<= 0: all certified), and where."""
+    if run.doubtful is not None:
+        return 64.0, run.doubtful, run.reason
+    worst, where, what = 0.0, None, ""
+    for i, (v, e) in enumerate(zip(run.values, run.errs, strict=True)):
+        if e == _NEG:
+            continue
+        _, ok = _certain(v, e)
+        if not ok:
+            need = e - (_mag(v) - 53 - 8) if v else e + 1080
+            if need > worst or where is None:
+                worst, where, what = max(need, 1.0), i, f"the value of node {i}"
+    for k, leaf in enumerate(graph.leaves):
+        g, e = run.grads[leaf], run.gerrs[leaf]
+        if g is None or e == _NEG:
+            continue
+        _, ok = _certain(g, e)
+        if not ok:
+            need = e - (_mag(g) - 53 - 8) if g else e + 1080
+            if need > worst or where is None:
+                worst, where, what = max(need, 1.0), leaf, f"the gradient of leaf {k}"
+    return worst, where, what
+
+
+def _result(graph: Graph, run: _Run, prec: int, tried: tuple[int, ...],
+            certified: bool) -> Exact:
+    ctx = _context()
+    zero = ctx.mpf(0)
+    grads = tuple(zero if run.grads[i] is None else run.grads[i] for i in graph.leaves)
+    values = tuple(run.values)
+    values_f64 = tuple(round_to(v) for v in values)
+    grad_f64 = tuple(round_to(g) for g in grads)
+    overflow = math.isinf(values_f64[-1]) or any(math.isinf(g) for g in grad_f64)
+    return Exact(graph=graph, value=values[-1], grad=grads, values=values,
+                 value_f64=values_f64[-1], grad_f64=grad_f64, values_f64=values_f64,
+                 prec=prec, overflow=overflow, kinks=tuple(run.kinks),
+                 certified=certified, precisions=tried)
+
+
+def exact(f: Callable[..., Any], xs: Sequence[float], **options: Any) -> Exact:
+    """Trace ``f`` (written with the reference engine's operators) at ``xs`` and
+    return its exact value and gradient (:func:`exact_graph`).
+
+    ``f`` takes one argument per input: ``+ - * /`` (also with numbers on
+    either side), ``**`` with a constant exponent, unary ``-``, and the
+    methods ``.log() .exp() .relu() .tanh() .sigmoid()``.
+
+    >>> e = exact(lambda x, y: x * y + x.tanh(), [2.0, 5.0])
+    >>> e.value_f64 == 10.0 + math.tanh(2.0)
+    True
+    >>> e.grad_f64[1]
+    2.0
+    >>> exact(lambda x: (x + 1e16) - 1e16, [1.0]).value_f64 == 1.0
+    True
+    >>> exact(lambda x: x.exp(), [710.0]).overflow
+    True
+    """
+    return exact_graph(trace(f, xs), **options)
