@@ -75,20 +75,20 @@ def train_mlp(steps: int, seed: int = 0) -> list[float]:
     return losses
 
 
-def train_gpt(steps: int, seed: int = 0) -> list[float]:
+def train_gpt(steps: int, seed: int = 0, n_embd: int = 16, held_out: int = 20) -> list[float]:
     """Mean loss of a tiny GPT on held-out names at the start and end, and each step's."""
     words = names()
     chars = sorted(set("".join(words)))
     bos = len(chars)
     encode = {c: i for i, c in enumerate(chars)}
     docs = [[bos, *(encode[c] for c in w), bos] for w in words]
-    held_out, train = docs[:20], docs[20:]
-    model = GPT(bos + 1, max(map(len, docs)) - 1, n_embd=16, n_head=2, seed=seed)
+    test, train = docs[:held_out], docs[held_out:]
+    model = GPT(bos + 1, max(map(len, docs)) - 1, n_embd=n_embd, n_head=2, seed=seed)
     opt = Adam(model.parameters(), lr=0.01, betas=(0.85, 0.99))
     rng = random.Random(seed)
 
     def held_out_loss() -> float:
-        return sum(model.loss(d).data for d in held_out) / len(held_out)
+        return sum(model.loss(d).data for d in test) / len(test)
 
     losses = [held_out_loss()]
     for _ in range(steps):
