@@ -511,3 +511,21 @@ def test_an_adapter_class_that_fails_to_start_is_a_target_error(toy):
 
 def test_op_table_is_covered_by_the_reference_adapter():
     assert load_target("gradcert").capabilities().ops == frozenset(OPS)
+
+
+@pytest.mark.parametrize("name", ["torch", "gradcert"])
+def test_adam_steps_the_leaves(name):
+    pytest.importorskip(NEEDS.get(name, "gradcert"))
+    a = load_target(name)
+    assert a.capabilities().has_adam
+    x = a.leaf(1.0)
+    step = a.adam([x], lr=0.1)
+    a.backward(a.apply("mul", [x, x], None))
+    step()
+    # Adam's first step moves each parameter by lr * g / (|g| + eps'): 1 - 0.1
+    assert math.isclose(a.value(x), 0.9, rel_tol=1e-8)
+
+
+def test_engines_without_adam_say_so():
+    with pytest.raises(Unsupported, match="no Adam"):
+        GenericAdapter(Mini).adam([])

@@ -171,8 +171,12 @@ class Adapter:
     def zero_grad(self, leaves: Sequence[Any]) -> None:
         raise Unsupported(f"{self.name} has no zero_grad")
 
-    def adam_step(self, leaves: Sequence[Any], *, step: int, lr: float,
-                  betas: tuple[float, float], eps: float) -> None:
+    def adam(self, leaves: Sequence[Any], *, lr: float = 1e-3,
+             betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Callable[[], None]:
+        """The engine's Adam over ``leaves``: a function doing one step from their grads.
+
+        Leaf values after a step are read with :meth:`value`.
+        """
         raise Unsupported(f"{self.name} has no Adam optimizer")
 
     def run(self, graph: Graph) -> Run:

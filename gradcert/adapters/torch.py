@@ -15,7 +15,7 @@ that the output does not depend on has ``.grad`` None: read as 0.0.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gradcert.adapters.base import ALL_OPS, Adapter, Capabilities, TargetError
@@ -58,7 +58,7 @@ class TorchAdapter(Adapter):
         self.torch = torch
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(ALL_OPS, "float64", has_zero_grad=True, notes={
+        return Capabilities(ALL_OPS, "float64", has_zero_grad=True, has_adam=True, notes={
             "relu'(0)": "0.0",
             "rdivc": "c / x is x.reciprocal() * c (Tensor.__rtruediv__): two roundings",
             "backward": "retain_graph=True: leaf grads accumulate across backward calls",
@@ -85,6 +85,11 @@ class TorchAdapter(Adapter):
         for x in leaves:
             if x.grad is not None:
                 x.grad.zero_()
+
+    def adam(self, leaves: Sequence[Any], *, lr: float = 1e-3,
+             betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Callable[[], None]:
+        opt = self.torch.optim.Adam(list(leaves), lr=lr, betas=betas, eps=eps)
+        return lambda: opt.step() and None
 
     def reproducer_prelude(self) -> str:
         return _PRELUDE
