@@ -124,7 +124,8 @@ def _adapter(obj: Any, target: str, import_line: str) -> Adapter:
                               f"{type(e).__name__}: {e}") from None
     else:
         check_value_class(obj, target)
-        return GenericAdapter(obj, target=target, import_line=import_line)
+        name = target.partition(":")[0].split(".")[0] if ":" in target else target
+        return GenericAdapter(obj, target=target, import_line=import_line, name=name)
     if not adapter.target:
         adapter.target = target
     return adapter
