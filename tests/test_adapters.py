@@ -577,3 +577,23 @@ def test_autograd_without_scipy_lacks_only_sigmoid(monkeypatch):
     monkeypatch.setitem(sys.modules, "autograd.scipy.special", None)
     caps = load_target("autograd").capabilities()
     assert caps.unsupported == {"sigmoid"} and "scipy" in caps.notes["sigmoid"]
+
+
+@pytest.mark.parametrize("name", ["torch", "gradcert"])
+def test_adam_step_continues_one_optimizer(name):
+    from gradcert.engine import adam_update
+
+    pytest.importorskip(NEEDS.get(name, "gradcert"))
+    a = load_target(name)
+    x = a.leaf(1.5)
+    p, m, v = 1.5, 0.0, 0.0
+    for t in (1, 2, 3):
+        a.backward(a.apply("powc", [x], 3.0))
+        g = a.grad(x)
+        a.adam_step([x], step=t, lr=0.1, betas=(0.9, 0.999), eps=1e-8)
+        a.zero_grad([x])
+        p, m, v = adam_update(p, g, m, v, t, lr=0.1)
+        # the moments carry over: a fresh optimizer at each step would give another p
+        assert math.isclose(a.value(x), p, rel_tol=1e-14), (t, a.value(x), p)
+    with pytest.raises(Unsupported):
+        GenericAdapter(Mini).adam_step([], step=1)

@@ -179,6 +179,20 @@ class Adapter:
         """
         raise Unsupported(f"{self.name} has no Adam optimizer")
 
+    def adam_step(self, leaves: Sequence[Any], *, step: int, lr: float = 1e-3,
+                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        """Adam step number ``step`` (from 1) on ``leaves``, from their current grads.
+
+        Step 1, or other leaves, start a new optimizer from :meth:`adam`; later
+        steps on the same leaves continue it (its moments and step count).
+        """
+        key = tuple(map(id, leaves))
+        state = getattr(self, "_adam_state", None)
+        if step == 1 or state is None or state[0] != key:
+            state = (key, self.adam(leaves, lr=lr, betas=betas, eps=eps), list(leaves))
+            self._adam_state = state
+        state[1]()
+
     def run(self, graph: Graph) -> Run:
         """Build ``graph`` fresh, op by op, read its value, backward, read the gradients."""
         handles: list[Any] = []
