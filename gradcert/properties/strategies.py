@@ -37,6 +37,7 @@ KINDS = ("realistic", "nasty", "mixed")
 """Kinds of leaf values: see :func:`leaves`."""
 
 _BIG = 1e150  # an op may not push a value past this, unless an operand already was
+_MAX_FLOAT = 1.7976931348623157e308
 _SENSITIVITY = 1e200  # bound on the sum over paths of |products of partials| from the leaves
 
 _REALISTIC_EDGES = (1.0, 0.0, 2.0, -1.0, 0.5, 3.0, -2.0, -0.5, 0.25, 1.5, -3.0, 0.1)
@@ -138,8 +139,9 @@ def _constants(op: str) -> SearchStrategy[float]:
 # One node, checked.
 
 
-def _node_value(op: str, xs: Sequence[float], const: float | None,
-                sens: Sequence[float], *, bounded: bool = True) -> tuple[float, float] | None:
+def _node_value(op: str, xs: Sequence[float], const: float | None, sens: Sequence[float], *,
+                bounded: bool = True, sens_limit: float = _SENSITIVITY,
+                ) -> tuple[float, float] | None:
     """The node's float64 value and sensitivity, or None if it must not be made.
 
     ``sens`` holds each operand's sensitivity: an upper bound on the absolute
@@ -163,7 +165,7 @@ def _node_value(op: str, xs: Sequence[float], const: float | None,
     s = 0.0
     for p, si in zip(partials, sens, strict=True):
         s += abs(p) * si
-    if not s <= _SENSITIVITY:  # also rejects nan and inf
+    if not s <= sens_limit:  # also rejects nan and inf
         return None
     return float(v), s
 
@@ -291,7 +293,7 @@ def _graphs(draw: Any, allowed: tuple[str, ...], min_nodes: int, max_nodes: int,
             r2 = draw(_R10)
             if r2 < 2:
                 b = a  # the same node twice: x * x
-            elif r2 < 5 and g.room_for_leaf():
+            elif r2 < 6 and g.room_for_leaf():
                 b, fresh = g.push_leaf(draw(leaf)), True
             elif r2 < 8:
                 b = max(0, i - 1 - draw(st.integers(0, 3)))
@@ -472,14 +474,18 @@ def _op_inputs(draw: Any, op: str, kind: str) -> OpInputs:
     const = draw(_constants(op)) if row.has_const else None
     xs = []
     for _ in range(row.arity):
-        if edges and draw(_R10) >= 6:
+        if edges and draw(_R10) >= 5:
             xs.append(draw(st.sampled_from(edges)))
         else:
             xs.append(float(draw(leaves(kind))))
     _STATS["op_inputs"] += 1
-    if _node_value(op, xs, const, [1.0] * row.arity, bounded=False) is None:
+    if _node_value(op, xs, const, [1.0] * row.arity, bounded=False,
+                   sens_limit=_MAX_FLOAT) is None:
         _STATS["op_inputs_fallback"] += 1
         xs = [draw(_SAFE_OPERAND) for _ in range(row.arity)]
+        if _node_value(op, xs, const, [1.0] * row.arity, bounded=False,
+                       sens_limit=_MAX_FLOAT) is None:
+            const = 2.0  # e.g. a divisor so tiny that 1/c overflows
     return tuple(xs), const
 
 
