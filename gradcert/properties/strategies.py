@@ -124,6 +124,8 @@ def leaves(kind: str = "realistic") -> SearchStrategy[float]:
     raise ValueError(f"leaves: unknown kind {kind!r} (known: {', '.join(KINDS)})")
 
 
+_leaves_of_kind = leaves  # graphs() has an argument of the same name
+
 _GENERAL_CONSTS = st.one_of(st.sampled_from(_CONSTS), st.floats(-10.0, 10.0))
 _CONST_STRATEGIES: dict[str, SearchStrategy[float]] = {
     "powc": st.sampled_from(_POW_CONSTS),
@@ -356,7 +358,7 @@ def graphs(ops: Iterable[str] | None = None, *, min_nodes: int = 1, max_nodes: i
     if leaves is None:
         leaf = _MIXED
     elif isinstance(leaves, str):
-        leaf = globals()["leaves"](leaves)
+        leaf = _leaves_of_kind(leaves)
     elif isinstance(leaves, SearchStrategy):
         leaf = leaves
     else:

@@ -14,6 +14,7 @@ from gradcert.graph import OPS, Graph, evaluate, node_operands
 from gradcert.properties.strategies import graphs
 
 SHRINK = settings(database=None, derandomize=True, max_examples=3000, deadline=None)
+SIMPLE = {0.0, 1.0, -1.0, 2.0, 0.5, 3.0, -2.0}  # leaves a shrunk graph should end up with
 
 
 def run(g, forward=None, accumulate=None):
@@ -79,6 +80,7 @@ def test_rsubc_computed_as_x_minus_c_shrinks(ops):
     g = find(graphs(ops=ops), lambda g: differs(g, **bug), settings=SHRINK)
     assert "rsubc" in g.ops_used(), g.to_json()
     assert small(g, ops=2, leaves=1), g.to_json()
+    assert set(g.inputs) <= SIMPLE, g.to_json()
 
 
 def test_mul_of_a_node_by_itself_loses_a_term_shrinks():
@@ -111,3 +113,23 @@ def test_log_of_a_small_value_shrinks():
     g = find(graphs(), log_of_small, settings=SHRINK)
     assert "log" in g.ops_used(), g.to_json()
     assert small(g, ops=3, leaves=2), g.to_json()
+
+
+def test_exp_wrong_above_a_threshold_shrinks_to_the_threshold():
+    def bad_exp(x):
+        return math.exp(x) if x < 5 else math.exp(x) * (1 + 1e-12)
+
+    g = find(graphs(), lambda g: differs(g, forward={"exp": bad_exp}), settings=SHRINK)
+    assert "exp" in g.ops_used() and small(g, ops=2, leaves=2), g.to_json()
+    assert any(x >= 5 for x in evaluate(g)), g.to_json()
+
+
+def test_a_bug_needing_depth_shrinks_to_a_bare_chain():
+    def depth(g):
+        d: list[int] = []
+        for n in g.nodes:
+            d.append(1 + max((d[a] for a in n.args), default=-1))
+        return d[-1]
+
+    g = find(graphs(max_nodes=40), lambda g: depth(g) > 8, settings=SHRINK)
+    assert len(g) <= 11 and len(g.leaves) == 1, g.to_json()  # 9 ops on one leaf is minimal
