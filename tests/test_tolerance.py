@@ -1,0 +1,403 @@
+"""The tolerance model holds both ways: correct engines pass, small bugs fail.
+
+Beside unit tests of the DESIGN.md examples, :func:`evidence` runs the model
+on seeded random graphs against two correct float64 engines (the reference
+Value, and a variant with other valid roundings: a * (1/b), local derivatives
+from the rounded output as PyTorch computes them, x * x, reversed gradient
+accumulation) and against that variant with a relative error of 1e-9
+planted in one local derivative: 10,000 graphs here, in five seeded chunks;
+docs/measure_tolerance.py prints the rates quoted in docs/tolerance.md.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import mpmath
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gradcert.engine import Value
+from gradcert.graph import OPS, DomainError, Graph, Node, node_operands, trace
+from gradcert.oracle import Unresolved, exact_graph
+from gradcert.oracle.tolerance import SAFETY, UNIT_ROUNDOFF, Tolerance, tolerance
+
+PLANT = 1e-9  # relative error planted in one local derivative
+REACH = 0.01  # a plant counts where its edge carries >= 1% of the leaf's |gradient| mass
+DROWNED = 100.0  # ... and moves that gradient by more than 100x the correct engines' error
+
+
+# ---------------------------------------------------------------------------
+# Two correct float64 engines.
+
+
+def reference_engine(graph: Graph) -> tuple[float, list[float]]:
+    """gradcert's Value, replaying the graph op by op."""
+    vals: list[Any] = []
+    leaves = []
+    for node in graph.nodes:
+        if node.op == "leaf":
+            v = Value(node.value)  # type: ignore[arg-type]
+            leaves.append(v)
+        else:
+            v = OPS[node.op].apply(*node_operands(node, vals))
+        vals.append(v)
+    vals[-1].backward()
+    return vals[-1].data, [leaf.grad for leaf in leaves]
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+_VARIANT = {  # op -> (value, local derivatives from operands and output)
+    "add": (lambda x, y: x + y, lambda x, y, o: (1.0, 1.0)),
+    "sub": (lambda x, y: x - y, lambda x, y, o: (1.0, -1.0)),
+    "mul": (lambda x, y: x * y, lambda x, y, o: (y, x)),
+    "div": (lambda x, y: x * (1.0 / y), lambda x, y, o: (1.0 / y, -o / y)),
+    "addc": (lambda x, c: x + c, lambda x, c, o: (1.0,)),
+    "raddc": (lambda x, c: c + x, lambda x, c, o: (1.0,)),
+    "subc": (lambda x, c: x - c, lambda x, c, o: (1.0,)),
+    "rsubc": (lambda x, c: c - x, lambda x, c, o: (-1.0,)),
+    "mulc": (lambda x, c: x * c, lambda x, c, o: (c,)),
+    "rmulc": (lambda x, c: c * x, lambda x, c, o: (c,)),
+    "divc": (lambda x, c: x * (1.0 / c), lambda x, c, o: (1.0 / c,)),
+    "rdivc": (lambda x, c: c * (1.0 / x), lambda x, c, o: (-o / x,)),
+    "neg": (lambda x: -x, lambda x, o: (-1.0,)),
+    "powc": (lambda x, c: x * x if c == 2 else x**c,
+             lambda x, c, o: (c * o / x if x != 0 else c * x ** (c - 1) if c else 0.0,)),
+    "log": (math.log, lambda x, o: (1.0 / x,)),
+    "exp": (math.exp, lambda x, o: (o,)),
+    "relu": (lambda x: x if x > 0 else 0.0, lambda x, o: (1.0 if x > 0 else 0.0,)),
+    "tanh": (math.tanh, lambda x, o: (1.0 - o * o,)),
+    "sigmoid": (_sigmoid, lambda x, o: (o * (1.0 - o),)),
+}
+assert set(_VARIANT) == set(OPS)
+
+
+def variant_engine(graph: Graph, plant: tuple[int, int, float] | None = None,
+                   absolute: bool = False) -> tuple[float, list[float]]:
+    """A PyTorch-like float64 engine; ``plant=(node, operand, rel)`` bends one local
+    derivative; ``absolute`` sums |local derivatives| instead (the gradient mass)."""
+    nodes = graph.nodes
+    vals: list[float] = []
+    parts: list[tuple[float, ...]] = []
+    for node in nodes:
+        if node.op == "leaf":
+            vals.append(node.value)  # type: ignore[arg-type]
+            parts.append(())
+            continue
+        f, d = _VARIANT[node.op]
+        xs = node_operands(node, vals)
+        out = f(*xs)
+        vals.append(out)
+        parts.append(tuple(abs(p) if absolute else p for p in d(*xs, out)))
+    if plant is not None:
+        i, k, rel = plant
+        p = list(parts[i])
+        p[k] *= 1.0 + rel
+        parts[i] = tuple(p)
+    terms: list[list[float]] = [[] for _ in nodes]
+    adj = [0.0] * len(nodes)
+    terms[-1].append(1.0)
+    for i in range(len(nodes) - 1, -1, -1):
+        a = 0.0
+        for t in reversed(terms[i]):  # another summation order than Value's
+            a += t
+        adj[i] = a
+        for j, p in zip(nodes[i].args, parts[i], strict=True):
+            terms[j].append(a * p)
+    return vals[-1], [adj[i] for i in graph.leaves]
+
+
+# ---------------------------------------------------------------------------
+# Seeded random graphs: every op, fan-out, mixed magnitudes, domain respected.
+
+_OPNAMES = sorted(OPS)
+_POWERS = (2.0, 3.0, -1.0, 0.5, 1.5, -0.5, -2.0, 0.0, 1.0, 2.5, 4.0)
+_SPECIAL = (0.5, -0.5, 1.0, 2.0, 0.1, 1e-8, 20.0, -20.0, 35.0, -35.0)
+
+
+def _leaf(rng: random.Random) -> float:
+    k = rng.random()
+    if k < 0.5:
+        return rng.uniform(-3.0, 3.0)
+    if k < 0.8:
+        return rng.gauss(0.0, 1.0) * 10.0 ** rng.uniform(-4.0, 4.0)
+    if k < 0.9:
+        return float(rng.randint(-4, 4))
+    return rng.choice(_SPECIAL)
+
+
+def _const(op: str, rng: random.Random) -> float:
+    if op == "powc":
+        return rng.choice(_POWERS)
+    c = rng.uniform(-4.0, 4.0) if rng.random() < 0.7 else float(rng.randint(-3, 3))
+    return 1.0 if op == "divc" and c == 0 else c
+
+
+def random_graph(rng: random.Random, max_ops: int = 20) -> Graph:
+    nodes: list[Node] = []
+    vals: list[float] = []
+    for _ in range(rng.randint(1, 4)):
+        nodes.append(Node.leaf(_leaf(rng)))
+        vals.append(nodes[-1].value)  # type: ignore[arg-type]
+    n_leaves, n_ops = len(nodes), rng.randint(1, max_ops)
+    while len(nodes) - n_leaves < n_ops:
+        op = OPS[rng.choice(_OPNAMES)]
+        args = tuple(len(nodes) - 1 - min(int(rng.expovariate(0.4)), len(nodes) - 1)
+                     for _ in range(op.arity))
+        node = Node(op.name, args, _const(op.name, rng) if op.has_const else None)
+        xs = node_operands(node, vals)
+        if op.domain(*xs) or (op.name in ("exp", "sigmoid", "tanh") and abs(xs[0]) > 1e4):
+            continue  # (exp(-1e16) and tanh.(1e16) are beyond the oracle.s exponent range)
+        try:
+            v = op.forward(math, *xs)
+        except (OverflowError, ZeroDivisionError, ValueError):
+            continue
+        if not 1e-30 <= abs(v) <= 1e30 and v != 0.0:
+            continue
+        nodes.append(node)
+        vals.append(v)
+    return Graph(tuple(nodes))
+
+
+# ---------------------------------------------------------------------------
+# The evidence: false positives of correct engines, detection of planted errors.
+
+
+@dataclass
+class Evidence:
+    graphs: int = 0
+    skipped: Counter = field(default_factory=Counter)  # graphs the oracle refused, by why
+    margin: float = 0.0  # the largest |correct engine - exact| / bound seen
+    mca_larger: int = 0  # bounds (value or gradient) set by the Monte Carlo spread
+    bounds: int = 0
+    false_positives: Counter = field(default_factory=Counter)
+    # one plant per graph: (caught, reaches the output, |effect| / correct engines' error)
+    plants: list = field(default_factory=list)
+    examples: list = field(default_factory=list)
+
+    def detection(self, drowned: float = DROWNED) -> tuple[int, int]:
+        """(caught, counted): plants that reach the output and stand out of the
+        error correct engines make on the same gradient by more than ``drowned``x."""
+        counted = [c for c, reach, ratio in self.plants if reach and ratio > drowned]
+        return sum(counted), len(counted)
+
+
+ENGINES = {"reference": reference_engine, "variant": variant_engine}
+
+
+def _live(graph: Graph) -> list[bool]:
+    live = [False] * len(graph.nodes)
+    live[-1] = True
+    for i in range(len(graph.nodes) - 1, -1, -1):
+        if live[i]:
+            for a in graph.nodes[i].args:
+                live[a] = True
+    return live
+
+
+def evidence(n_graphs: int, seed: int = 0, max_ops: int = 20) -> Evidence:
+    rng = random.Random(seed)
+    ev = Evidence()
+    while ev.graphs < n_graphs:
+        graph = random_graph(rng, max_ops)
+        try:
+            ex = exact_graph(graph)
+        except (DomainError, Unresolved) as e:
+            ev.skipped[type(e).__name__] += 1
+            continue
+        ev.graphs += 1
+        tol = tolerance(graph, ex, seed=ev.graphs)
+        lin = (tol.linear_value, *tol.linear_grad)
+        mca = (tol.mca_value, *tol.mca_grad)
+        ev.bounds += len(lin)
+        ev.mca_larger += sum(m > x for m, x in zip(mca, lin, strict=True))
+        errors = [0.0] * len(ex.grad)
+        for name, engine in ENGINES.items():
+            value, grads = engine(graph)
+            bad = tol.check(value, grads, ex)
+            if bad:
+                ev.false_positives[name] += 1
+                ev.examples.append((name, graph.to_json(), [str(v) for v in bad]))
+            errors = [max(e, float(abs(g - x))) for e, g, x in zip(errors, grads, ex.grad,
+                                                                 strict=True)]
+            for got, want, bound in zip((value, *grads), (ex.value, *ex.grad),
+                                        (tol.value, *tol.grad), strict=True):
+                if 0 < bound < math.inf:
+                    ev.margin = max(ev.margin, float(abs(got - want)) / bound)
+        live = _live(graph)
+        i, k = rng.choice([(i, k) for i, n in enumerate(graph.nodes) if live[i]
+                           for k in range(len(n.args))] or [(0, 0)])
+        if graph.nodes[i].op == "leaf":
+            continue  # a graph that is one leaf has no local derivative
+        _, clean = variant_engine(graph)
+        value, planted = variant_engine(graph, plant=(i, k, PLANT))
+        _, mass = variant_engine(graph, absolute=True)
+        caught = bool(tol.check(value, planted, ex))
+        reach, ratio = False, 0.0
+        for c, p, m, e in zip(clean, planted, mass, errors, strict=True):
+            if m > 0 and abs(p - c) / PLANT >= REACH * m:
+                reach = True
+                ratio = max(ratio, abs(p - c) / e if e else math.inf)
+        ev.plants.append((caught, reach, ratio))
+        if reach and ratio > DROWNED and not caught:
+            ev.examples.append(("missed", graph.to_json(), (i, k)))
+    return ev
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_correct_engines_pass_and_planted_errors_fail_on_10000_graphs(seed):
+    ev = evidence(2000, seed=seed)  # 5 x 2,000 graphs, in chunks that xdist can spread
+    assert not ev.false_positives, (dict(ev.false_positives), ev.examples[:3])
+    caught, counted = ev.detection()
+    assert counted >= 1000, counted
+    assert caught >= 0.99 * counted, (caught, counted, ev.examples[:3])
+
+
+# ---------------------------------------------------------------------------
+# DESIGN.md's examples, both ways.
+
+
+def _check(f, xs, value, grads, dtype="float64"):
+    graph = trace(f, xs)
+    ex = exact_graph(graph)
+    return tolerance(graph, ex, dtype=dtype).check(value, grads, ex), ex
+
+
+def test_tanh_prime_20_from_rounded_output_passes():
+    t = math.tanh(20.0)
+    assert t == 1.0 and 1.0 - t * t == 0.0  # what PyTorch computes
+    bad, ex = _check(lambda x: x.tanh(), [20.0], t, [1.0 - t * t])
+    assert 1.6e-17 < ex.grad[0] < 1.8e-17
+    assert bad == []
+
+
+def test_sigmoid_prime_35_from_rounded_output_passes():
+    s = _sigmoid(35.0)
+    d = s * (1.0 - s)
+    bad, ex = _check(lambda x: x.sigmoid(), [35.0], s, [d])
+    assert 0.05 < abs(d - ex.grad[0]) / ex.grad[0] < 0.06  # 5.6% off, yet correct
+    assert bad == []
+
+
+def test_tanh_prime_400_of_one_fails():
+    bad, _ = _check(lambda x: x.tanh(), [400.0], 1.0, [1.0])
+    assert [(v.what, v.leaf) for v in bad] == [("grad", 0)]
+    assert bad[0].ulps > 1e15
+
+
+def test_planted_error_in_log_prime_fails():
+    f = lambda x, y: (x * y).log() + x  # noqa: E731
+    xs = [3.0, 0.7]
+    value, grads = reference_engine(trace(f, xs))
+    assert _check(f, xs, value, grads)[0] == []
+    p = xs[0] * xs[1]
+    planted = [g + (1.0 / p) * PLANT * y for g, y in zip(grads, xs[::-1], strict=True)]
+    bad = _check(f, xs, value, planted)[0]
+    assert [v.leaf for v in bad] == [0, 1]
+
+
+@given(st.floats(-800.0, 800.0))
+def test_output_form_tanh_and_sigmoid_pass_everywhere(x):
+    for op, fwd in (("tanh", math.tanh), ("sigmoid", _sigmoid)):
+        graph = Graph((Node.leaf(x), Node(op, (0,))))
+        ex = exact_graph(graph)
+        tol = tolerance(graph, ex)
+        out = fwd(x)
+        _, (d,) = variant_engine(graph)
+        assert tol.check(out, [d], ex) == [], (op, x)
+        assert tol.check(*reference_engine(graph), ex) == [], (op, x)
+
+
+@given(st.floats(1e-300, 1e300), st.sampled_from([1e-9, -1e-9, 1e-6]))
+def test_relative_error_in_log_prime_fails_everywhere(x, rel):
+    graph = Graph((Node.leaf(x), Node("log", (0,))))
+    ex = exact_graph(graph)
+    bad = tolerance(graph, ex).check(math.log(x), [(1.0 / x) * (1.0 + rel)], ex)
+    assert [v.what for v in bad] == ["grad"]
+
+
+def test_ill_conditioned_but_correct_result_passes_and_bound_follows_conditioning():
+    f = lambda x: (x + 1e8) - 1e8  # noqa: E731
+    graph = trace(f, [0.1])
+    ex = exact_graph(graph)
+    value = (0.1 + 1e8) - 1e8
+    assert abs(value - 0.1) / 0.1 > 1e-9  # far outside any fixed rtol near 1e-12
+    tol = tolerance(graph, ex)
+    assert tol.check(value, [1.0], ex) == []
+    well = tolerance(trace(lambda x: x * 3.0, [0.1]))
+    assert tol.value / 0.1 > 1e6 * well.value / 0.3
+
+
+def test_relu_whose_input_rounds_to_zero_allows_either_branch():
+    x = math.nextafter(1 / 3, 1.0)  # 3x = 1 + 2**-53 exactly: float64 rounds it to 1.0
+    graph = trace(lambda x: (x * 3.0 - 1.0).relu() * 5.0, [x])
+    ex = exact_graph(graph)
+    assert ex.grad[0] == 15  # the exact relu input is 2**-53 > 0
+    value, grads = reference_engine(graph)
+    assert grads == [0.0]  # the float relu input is 0.0
+    tol = tolerance(graph, ex)
+    assert tol.check(value, grads, ex) == [] and tol.check(value, [15.0], ex) == []
+    assert tol.check(value, [1000.0], ex) != []
+    assert tol.value < 1e-14
+
+
+# ---------------------------------------------------------------------------
+# The Tolerance object and bad input.
+
+
+def test_bounds_scale_with_dtype_and_are_deterministic():
+    graph = trace(lambda x, y: (x * y).exp() / (x + 2.0), [0.3, -1.2])
+    t64, t32 = tolerance(graph), tolerance(graph, dtype="float32")
+    ratio = UNIT_ROUNDOFF["float32"] / UNIT_ROUNDOFF["float64"]
+    assert 0.5 * ratio < t32.value / t64.value < 2 * ratio
+    assert tolerance(graph, seed=3) == tolerance(graph, seed=3)
+    assert isinstance(t64, Tolerance) and t64.safety == SAFETY
+    assert t64.value == SAFETY * max(t64.linear_value, t64.mca_value)
+    assert "8 x max" in t64.describe() and "float64" in t64.describe()
+
+
+def test_non_finite_results_are_violations():
+    graph = trace(lambda x: x * 2.0, [1.5])
+    ex = exact_graph(graph)
+    tol = tolerance(graph, ex)
+    bad = tol.check(math.nan, [math.inf], ex)
+    assert [(v.what, v.ulps) for v in bad] == [("value", math.inf), ("grad", math.inf)]
+    assert "got nan" in str(bad[0])
+
+
+def test_overflow_matching_the_exact_overflow_is_not_a_violation():
+    graph = trace(lambda x: x * 2.0, [1.5])
+    tol = tolerance(graph)
+    ex = SimpleNamespace(value=mpmath.mpf("1e400"), grad=(mpmath.mpf(2),),
+                         value_f64=math.inf, grad_f64=(2.0,))
+    assert tol.check(math.inf, [2.0], ex) == []
+    assert [v.what for v in tol.check(1e308, [2.0], ex)] == ["value"]
+
+
+def test_bad_input_is_refused_with_a_clear_message():
+    graph = trace(lambda x: x * 2.0, [1.5])
+    ex = exact_graph(graph)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        tolerance(graph, dtype="float16")
+    with pytest.raises(TypeError, match="expected a gradcert.graph.Graph"):
+        tolerance("x * 2")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="2 gradients given for 1 leaves"):
+        tolerance(graph).check(3.0, [2.0, 2.0], ex)
+    with pytest.raises(ValueError, match="another graph"):
+        tolerance(trace(lambda x, y: x * y, [1.0, 2.0]), ex)
+    with pytest.raises(ValueError, match="value is not a number"):
+        tolerance(graph).check("three", [2.0], ex)  # type: ignore[arg-type]
+
+
+def test_every_op_has_its_roundings_in_the_model():
+    from gradcert.oracle.tolerance import DERIVATIVE_ROUNDINGS, VALUE_ROUNDINGS
+    assert set(VALUE_ROUNDINGS) == set(DERIVATIVE_ROUNDINGS) == set(OPS)
