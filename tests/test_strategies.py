@@ -134,14 +134,16 @@ def test_frequencies_of_graph_features():
         assert v >= 0.05, f"{k} occurs in {v:.1%} of graphs, expected at least 5%"
 
 
-@pytest.mark.parametrize("ops", SUBSETS, ids=str)
-def test_discard_rate_is_under_ten_percent(ops):
+@pytest.mark.parametrize(("ops", "max_leaves"),
+                         [(ops, 4) for ops in SUBSETS] + [({"log"}, 1), ({"rdivc", "powc"}, 1)],
+                         ids=str)
+def test_discard_rate_is_under_ten_percent(ops, max_leaves):
     before = dict(S._STATS)
-    sample(S.graphs(ops, min_nodes=5, max_nodes=40), 150)
+    sample(S.graphs(ops, min_nodes=5, max_nodes=40, max_leaves=max_leaves), 150)
     d = {k: S._STATS[k] - before[k] for k in before}
     rate = d["discarded"] / (d["graphs"] + d["discarded"])
-    print(f"ops={ops}: discarded {rate:.1%}, repaired {d['repaired'] / d['nodes']:.1%} "
-          f"of {d['nodes']} nodes")
+    print(f"ops={ops} max_leaves={max_leaves}: discarded {rate:.1%}, "
+          f"repaired {d['repaired'] / d['nodes']:.1%} of {d['nodes']} nodes")
     assert d["graphs"] > 0
     assert rate < 0.10
 
@@ -173,7 +175,18 @@ def test_chains_rarely_fall_back_to_the_safe_chain():
         sample(S.chains(op, 200), 20)
     made = S._STATS["chains"] - before["chains"]
     fell = S._STATS["chains_fallback"] - before["chains_fallback"]
+    print(f"chains of 200: {fell} of {made} fell back to the safe chain")
     assert fell / made < 0.25, f"{fell} of {made} chains fell back"
+
+
+def test_op_inputs_rarely_fall_back_to_tame_inputs():
+    before = dict(S._STATS)
+    for op in OPS:
+        sample(S.op_inputs(op), 50)
+    made = S._STATS["op_inputs"] - before["op_inputs"]
+    fell = S._STATS["op_inputs_fallback"] - before["op_inputs_fallback"]
+    print(f"op_inputs: {fell} of {made} draws fell back to tame inputs")
+    assert fell / made < 0.25, f"{fell} of {made} op_inputs fell back"
 
 
 def test_wide_sums_depend_on_every_leaf():

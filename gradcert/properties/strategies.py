@@ -258,6 +258,11 @@ class _Builder:
             if self.attempt(op, (leaf,) if len(args) == 1 else (args[0], leaf), const):
                 return True
             self.pop_leaf()
+        if len(self.nodes) == self.n_leaves:  # no op uses the leaves yet: tame the last one
+            last = len(self.nodes) - 1
+            self.nodes[last] = Node.leaf(2.0)
+            self.values[last] = 2.0
+            return self.attempt(op, (last,) * len(args), const)
         return False
 
 
@@ -405,7 +410,9 @@ def _chains(draw: Any, op: str, length: int, kind: str) -> Graph:
                               min(2.0, 300 / length) / math.log(10))
     c: float | None = None
     x = draw(near_one if op in ("mul", "div") else leaves(kind))  # x ** length stays in range
-    if op in ("mulc", "rmulc", "divc"):
+    if op in ("log", "relu", "powc"):
+        x = abs(x)  # log's domain; relu of a negative is 0 for ever after; x ** 0.5
+    if op in ("mulc", "rmulc", "divc", "rdivc"):
         c = draw(near_one)
     elif op == "powc":
         c = draw(st.sampled_from((1.0, -1.0, 0.5, -0.5, 1 / 3) if length > 4 else _POW_CONSTS))
