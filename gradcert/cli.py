@@ -29,6 +29,25 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="train the reference engine's MLP and tiny GPT block")
     demo.add_argument("--steps", type=int, default=None, help="training steps per model")
 
+    cert = sub.add_parser("certify", help="run the conformance suite on an engine: a verdict, "
+                          "results.json, junit.xml and reproducers")
+    cert.add_argument("target", nargs="?", default=None,
+                      help="a built-in adapter name (gradcert, micrograd, torch, jax, autograd) "
+                           "or module:attr naming an adapter or a Value class "
+                           "(default: gradcert's own engine) [env GRADCERT_TARGET]")
+    cert.add_argument("--profile", default=None, choices=("quick", "ci", "thorough"),
+                      help="quick (default), ci (derandomized) or thorough "
+                           "[env GRADCERT_PROFILE]")
+    cert.add_argument("--seed", default=None,
+                      help="hypothesis seed: reproduces a run exactly [env GRADCERT_SEED]")
+    cert.add_argument("--out", default=None,
+                      help="report directory (default gradcert-report) [env GRADCERT_OUT]")
+    cert.add_argument("-j", "--jobs", type=int, default=None,
+                      help="parallel workers (default: the number of cores; 0: in-process, "
+                           "no crash isolation) [env GRADCERT_JOBS]")
+    cert.add_argument("-k", dest="select", default=None, metavar="EXPR",
+                      help="run only the properties matching this pytest -k expression")
+
     rep = sub.add_parser("report", help="render a results.json as Markdown, HTML or JSON")
     rep.add_argument("results", help="a results.json written by gradcert certify")
     rep.add_argument("--format", choices=("md", "html", "json"), default="md")
@@ -109,13 +128,39 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _certify(args: argparse.Namespace) -> int:
+    import os
+
+    from gradcert.certify import CertifyError, certify, print_verdict
+
+    env = os.environ.get
+    seed = args.seed if args.seed is not None else env("GRADCERT_SEED")
+    jobs = args.jobs if args.jobs is not None else env("GRADCERT_JOBS")
+    try:
+        seed_n = None if seed in (None, "") else int(seed)
+        jobs_n = None if jobs in (None, "") else int(jobs)
+    except ValueError:
+        raise UsageError(f"--seed and -j take integers, got seed={seed!r}, jobs={jobs!r}") \
+            from None
+    out = Path(args.out or env("GRADCERT_OUT") or "gradcert-report")
+    try:
+        results = certify(args.target or env("GRADCERT_TARGET") or None,
+                          profile=args.profile or env("GRADCERT_PROFILE") or "quick",
+                          seed=seed_n, out=out, jobs=jobs_n, select=args.select)
+    except CertifyError as e:
+        raise UsageError(str(e)) from None
+    print_verdict(results, out.resolve())
+    return 0 if results.verdict == "certified" else 1
+
+
 def _demo(args: argparse.Namespace) -> int:
     from gradcert.engine import demo
 
     return demo.main([] if args.steps is None else ["--steps", str(args.steps)])
 
 
-COMMANDS = {"demo": _demo, "report": _report, "compare": _compare, "merge": _merge}
+COMMANDS = {"certify": _certify, "demo": _demo, "report": _report, "compare": _compare,
+            "merge": _merge}
 
 
 def main(argv: list[str] | None = None) -> int:

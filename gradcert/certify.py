@@ -1,0 +1,319 @@
+"""``gradcert certify``: run the conformance suite on an engine and give a verdict.
+
+The suite (``gradcert/properties/suite``) runs as one pytest session with
+its own clean configuration (the user's pytest.ini, addopts and
+auto-loaded plugins do not leak in), across ``jobs`` pytest-xdist workers,
+so a worker that dies is reported as a crash of the property it was
+running and certification goes on. Each worker appends a JSON line per
+finished test under ``<out>/records``; afterwards they are merged into
+``<out>/results.json`` beside pytest's ``<out>/junit.xml`` and a
+reproducer per failed property under ``<out>/reproducers``.
+
+>>> EXIT_CERTIFIED, EXIT_FAILED, EXIT_USAGE
+(0, 1, 2)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from gradcert.results import PropertyResult, Results, merge_records, ops_summary, read_records
+
+__all__ = ["EXIT_CERTIFIED", "EXIT_FAILED", "EXIT_USAGE", "CertifyError", "certify",
+           "pytest_args", "render_verdict"]
+
+EXIT_CERTIFIED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MAX_SAMPLES = 5000  # in results.json, across all properties
+
+
+class CertifyError(Exception):
+    """Bad usage, or a target that cannot be imported or adapted (exit code 2)."""
+
+
+@dataclass
+class _Collector:
+    """Sees every test report in the controlling process, including a crashed worker's."""
+
+    reports: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        final = report.when == "call" or (report.when == "setup" and not report.passed) \
+            or (report.when == "teardown" and report.failed)
+        if final and (report.nodeid not in self.reports or report.failed):
+            self.reports[report.nodeid] = report
+
+    def pytest_collectreport(self, report: Any) -> None:
+        if report.failed:
+            self.errors.append(str(report.longrepr))
+
+
+def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
+                jobs: int, select: str | None = None, files: Sequence[Path] | None = None
+                ) -> list[str]:
+    """The pytest command line ``certify`` runs (also useful to run the suite by hand).
+
+    >>> args = pytest_args("micrograd", "quick", 3, Path("rep"), 2)
+    >>> args[args.index("-n") + 1], "--gradcert-target=micrograd" in args
+    ('2', True)
+    """
+    from gradcert.properties.runner import PROFILES
+    from gradcert.properties.suite import LEVEL_FILES, SUITE_DIR
+
+    args = [str(f) for f in (files or LEVEL_FILES)]
+    args += ["-c", str(out / ".pytest.ini"), "--rootdir", str(SUITE_DIR),
+             "-p", "no:cacheprovider", "-o", "python_files=*.py",
+             "-o", "python_functions=test_*", "-o", "python_classes=",
+             "-o", "console_output_style=progress", "-q", "--tb=no", "-rN",
+             "-p", "no:warnings", "-p", "no:doctest", "-p", "pytest_timeout",
+             "--timeout", str(PROFILES[profile].test_timeout),
+             "--junitxml", str(out / "junit.xml"), "-o", "junit_suite_name=gradcert",
+             "-p", "gradcert.pytest_plugin", f"--gradcert-profile={profile}",
+             f"--gradcert-out={out}"]
+    if target:
+        args.append(f"--gradcert-target={target}")
+    if seed is not None:
+        args.append(f"--gradcert-seed={seed}")
+    if jobs > 0:
+        args += ["-p", "xdist.plugin", "-n", str(jobs)]
+    else:
+        args += ["-p", "no:xdist"]
+    if select:
+        args += ["-k", select]
+    return args
+
+
+@contextlib.contextmanager
+def _clean_environment(cwd: str) -> Iterator[None]:
+    """No PYTEST_ADDOPTS or auto-loaded plugins from the user's environment; the current
+    directory importable (for ``module:attr`` targets), in workers too."""
+    saved = dict(os.environ)
+    saved_path = list(sys.path)
+    for k in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS"):
+        os.environ.pop(k, None)
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [cwd] + [p for p in saved.get("PYTHONPATH", "").split(os.pathsep) if p])
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        sys.path[:] = saved_path
+
+
+def certify(target: str | None = None, *, profile: str = "quick", seed: int | None = None,
+            out: str | Path = "gradcert-report", jobs: int | None = None,
+            select: str | None = None, stream: TextIO | None = None,
+            quiet: bool = False) -> Results:
+    """Certify ``target`` (None: gradcert's engine) and write the report to ``out``.
+
+    ``jobs``: pytest-xdist workers (default: the number of cores; 0 runs in this
+    process, without crash isolation). ``select``: a pytest ``-k`` expression.
+    Raises :class:`CertifyError` for bad usage or an unusable target.
+    """
+    import pytest
+
+    from gradcert.adapters import TargetError, load_target
+    from gradcert.properties.registry import PROPERTIES
+    from gradcert.properties.runner import PROFILES
+
+    if profile not in PROFILES:
+        raise CertifyError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    if jobs is None:
+        jobs = os.cpu_count() or 1
+    if jobs < 0:
+        raise CertifyError(f"-j must be 0 or more, got {jobs}")
+    if seed is not None and (type(seed) is not int or seed < 0):
+        raise CertifyError(f"the seed must be a non-negative integer, got {seed!r}")
+    cwd = os.getcwd()
+    with _clean_environment(cwd):
+        try:
+            adapter = load_target(target)
+            caps = adapter.capabilities()
+        except TargetError as e:
+            raise CertifyError(str(e)) from None
+        except Exception as e:
+            raise CertifyError(f"target {target!r}: {type(e).__name__}: {e}") from None
+    if seed is None and not PROFILES[profile].derandomize:
+        seed = random.SystemRandom().randrange(2**32)
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("records", "reproducers"):
+        shutil.rmtree(out / stale, ignore_errors=True)
+    (out / ".pytest.ini").write_text("[pytest]\n")
+    args = pytest_args(target, profile, seed, out, jobs, select)
+    collector = _Collector()
+    started = datetime.datetime.now(datetime.UTC)
+    t0 = time.perf_counter()
+    stream = stream or sys.stdout
+    with _clean_environment(cwd), contextlib.redirect_stdout(stream):
+        if quiet:
+            args = args + ["-qq", "-p", "no:terminal"]
+        code = pytest.main(args, plugins=[collector])
+    duration = time.perf_counter() - t0
+    if int(code) in (3, 4):  # internal error, usage error
+        raise CertifyError(f"the pytest session could not run (pytest exit code {int(code)}); "
+                           + "; ".join(collector.errors)[:2000])
+    if collector.errors:
+        raise CertifyError("the suite could not be collected: " + collector.errors[0][:2000])
+    records = read_records(sorted((out / "records").glob("*.jsonl"))) \
+        if (out / "records").is_dir() else []
+    records += _missing(records, collector)
+    order = list(PROPERTIES)
+    props = merge_records(records, {p: PROPERTIES[p].meaning for p in PROPERTIES})
+    props.sort(key=lambda p: (order.index(p.id) if p.id in order else len(order), p.id))
+    samples = [s for r in records for s in (r.get("samples") or [])]
+    if len(samples) > MAX_SAMPLES:
+        samples = samples[:: len(samples) // MAX_SAMPLES + 1]
+    results = Results(
+        target=target or "gradcert", properties=props, profile=profile, seed=seed,
+        started=started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        duration_s=round(duration, 3), ops=ops_summary(samples), samples=samples,
+        engine={"name": adapter.name, "target": adapter.target, "dtype": caps.dtype,
+                "import": adapter.import_line, "ops": sorted(caps.ops),
+                "unsupported_ops": sorted(caps.unsupported),
+                "has_zero_grad": caps.has_zero_grad, "has_adam": caps.has_adam,
+                "functional": getattr(caps, "functional", False),
+                "notes": dict(caps.notes)},
+    )
+    results.write(out / "results.json")
+    return results
+
+
+def _missing(records: list[dict[str, Any]], collector: _Collector) -> list[dict[str, Any]]:
+    """Records for tests that reported but wrote none (a crashed worker, a setup error)."""
+    from gradcert.properties.runner import property_id
+
+    done = {r.get("nodeid") for r in records}
+    out = []
+    for nodeid, rep in collector.reports.items():
+        if nodeid in done:
+            continue
+        path, _, name = nodeid.partition("::")
+        text = str(rep.longrepr or "")
+        outcome = "passed" if rep.passed else "unsupported" if rep.skipped else (
+            "timeout" if "Timeout" in text[:2000] else "error")
+        failure = None
+        if outcome in ("error", "timeout"):
+            crashed = "crashed" in text[:500]
+            failure = {"message": ("the worker process died while running this test "
+                                   "(the engine crashed the interpreter?)\n" if crashed else "")
+                       + text[-3000:]}
+        item = name.split("[", 1)[1].rstrip("]") if "[" in name else None
+        out.append({"id": property_id(path, name), "item": item, "nodeid": nodeid,
+                    "outcome": outcome, "failure": failure, "graphs_checked": 0,
+                    "duration_s": getattr(rep, "duration", 0.0)})
+    return out
+
+
+# -- the verdict table ---------------------------------------------------------
+
+
+def _worst(p: PropertyResult) -> str:
+    w = p.worst or {}
+    try:
+        u = float(w.get("ulps"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "—"
+    if u != u:
+        return "—"
+    rel = w.get("rel")
+    try:
+        rel_s = f", rel {float(rel):.2g}"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        rel_s = ""
+    us = "inf" if u == float("inf") else (f"{u:.0f}" if u < 1e6 else f"{u:.2e}")
+    return f"{us} ulps{rel_s}"
+
+
+def _note(p: PropertyResult) -> str:
+    n = p.notes
+    if p.outcome == "unsupported":
+        return str(n.get("unsupported", ""))[:60]
+    for key in ("second_backward", "relu'(0)", "max_ok_depth", "failed_depth", "seconds"):
+        if key in n:
+            return f"{key}: {n[key]}"
+    return ""
+
+
+def render_verdict(results: Results, out: Path | None = None) -> str:
+    """The verdict table as plain text (what ``certify`` prints, without colour).
+
+    >>> r = Results("gradcert", [PropertyResult("ops.values", "ops", graphs_checked=9)],
+    ...             duration_s=3.0)
+    >>> print(render_verdict(r).splitlines()[-1])
+    verdict: CERTIFIED  (9 graphs checked in 3.0 s, 3.0 graphs/s)
+    """
+    rows = [("property", "outcome", "worst error", "graphs", "note")]
+    for p in results.properties:
+        rows.append((p.id, p.outcome, _worst(p), str(p.graphs_checked), _note(p)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append("levels: " + ", ".join(f"{lv} {st}" for lv, st in results.levels().items()))
+    for p in results.properties:
+        if p.reproducer:
+            lines.append(f"reproducer for {p.id}: {p.reproducer}")
+    if out is not None:
+        lines.append(f"report: {out / 'results.json'}, {out / 'junit.xml'}")
+    rate = results.graphs_per_s
+    lines.append(f"verdict: {results.verdict.upper()}  ({results.graphs_checked} graphs checked "
+                 f"in {results.duration_s:.1f} s"
+                 + (f", {rate:.1f} graphs/s)" if rate is not None else ")"))
+    return "\n".join(lines)
+
+
+def print_verdict(results: Results, out: Path | None = None, stream: TextIO | None = None,
+                  failures: bool = True) -> None:
+    """Print the failure messages, then the verdict table (with colour on a terminal)."""
+    stream = stream or sys.stdout
+    if failures:
+        for p in results.properties:
+            if p.failure and p.failure.get("message"):
+                print(f"\n{p.failure['message']}", file=stream)
+    print("", file=stream)
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(render_verdict(results, out), file=stream)
+        return
+    console = Console(file=stream, highlight=False,
+                      width=None if stream.isatty() else 150)
+    colour = {"passed": "green", "failed": "red", "error": "red", "timeout": "red",
+              "unsupported": "yellow", "not run": "dim"}
+    table = Table(title=f"gradcert certify {results.target} ({results.profile}, "
+                        f"seed {results.seed})")
+    for col in ("level", "property", "outcome", "worst error", "graphs", "note"):
+        table.add_column(col, justify="right" if col == "graphs" else "left")
+    levels = results.levels()
+    last = None
+    for p in results.properties:
+        lv = f"{p.level} [{colour.get(levels[p.level], '')}]{levels[p.level]}[/]" \
+            if p.level != last else ""
+        last = p.level
+        table.add_row(lv, p.id, f"[{colour.get(p.outcome, '')}]{p.outcome}[/]", _worst(p),
+                      str(p.graphs_checked), _note(p))
+    console.print(table)
+    text = render_verdict(results, out).splitlines()
+    for line in text[text.index("") + 1:]:
+        if line.startswith("verdict:"):
+            c = "green" if results.verdict == "certified" else "red"
+            console.print(f"[bold {c}]{line}[/]")
+        else:
+            console.print(line)

@@ -1,0 +1,217 @@
+"""Comparing an engine's numbers with the oracle's, and saying so readably.
+
+:func:`check_graph` is the one assertion most properties make: build the
+graph fresh on the engine, run it, and compare its value and every leaf
+gradient with the exact ones, within the tolerance model's bounds. It
+records each error (in ulps and relative terms), steers hypothesis
+towards larger ones with ``hypothesis.target``, and raises
+:class:`Mismatch`, whose message names the node and leaf, the oracle,
+engine and finite-difference values, the error in ulps and the tolerance
+with where it came from.
+
+>>> fmt(0.1), fmt(float("inf")), fmt(None)
+('0.1', 'inf', 'n/a')
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from gradcert.graph import DomainError, Graph, evaluate
+from gradcert.properties.runner import Check, Finding
+
+__all__ = ["Mismatch", "check_graph", "compare", "fmt", "oracle"]
+
+
+def fmt(x: Any) -> str:
+    """A number as a failure message shows it: ``repr`` of the float, exactly."""
+    if x is None:
+        return "n/a"
+    try:
+        return repr(float(x))
+    except (TypeError, ValueError, OverflowError):
+        return repr(x)
+
+
+def oracle(check: Check, graph: Graph) -> tuple[Any, Any] | None:
+    """The exact answer and the tolerance for ``graph`` at the engine's dtype, or None when
+    the graph leaves the ops' domain, its exact answer overflows float64, or the oracle
+    cannot resolve it (counted in the record's notes as ``oracle_unresolved``)."""
+    from gradcert.oracle import exact_graph
+    from gradcert.oracle.tolerance import tolerance
+
+    try:
+        ex = exact_graph(graph)
+        if ex.overflow:
+            return None
+        return ex, tolerance(graph, ex, dtype=check.caps.dtype, seed=check.seed)
+    except DomainError:
+        return None
+    except Exception as e:  # the oracle cannot judge this graph: say so, judge others
+        notes = check.record.notes
+        notes["oracle_unresolved"] = notes.get("oracle_unresolved", 0) + 1
+        notes.setdefault("oracle_unresolved_example",
+                         f"{type(e).__name__}: {str(e)[:160]} on {graph.to_json()[:300]}")
+        return None
+
+
+def _target(score: float, label: str) -> None:
+    try:
+        from hypothesis import target
+        from hypothesis.control import currently_in_test_context
+
+        if currently_in_test_context() and math.isfinite(score):
+            target(score, label=label)
+    except Exception:  # targeting is a search aid: never a reason to fail
+        pass
+
+
+def compare(check: Check, graph: Graph, value: Any, grads: Sequence[Any], ex: Any, tol: Any,
+            *, op: str | None = None, what: str = "both", label: str = "error") -> None:
+    """Record the errors of ``value`` and ``grads`` against ``ex``; raise :class:`Mismatch`
+    on any violation of ``tol`` (``what``: "value", "grad" or "both")."""
+    from gradcert.oracle import round_to
+    from gradcert.oracle.metrics import bits_of_error, rel_error, ulp_distance
+
+    dtype = check.caps.dtype
+    inputs = list(graph.inputs)
+    worst_bits = 0.0
+    outputs: list[tuple[str, Any, Any]] = []
+    if what in ("value", "both"):
+        outputs.append(("value", value, ex.value))
+    if what in ("grad", "both"):
+        outputs += [("grad", g, e) for g, e in zip(grads, ex.grad, strict=False)]
+    for kind, actual, exact in outputs:
+        a = _float(actual)
+        ulps = ulp_distance(a, round_to(exact, dtype), dtype)
+        rel = rel_error(a, exact)
+        check.record.observe(ulps, rel, op=op, kind=kind, inputs=inputs)
+        worst_bits = max(worst_bits, bits_of_error(a, round_to(exact, dtype)))
+    _target(worst_bits, label)
+    bad = [v for v in tol.check(_float(value), [_float(g) for g in grads], ex)
+           if what == "both" or v.what == what]
+    if bad:
+        raise Mismatch(graph, bad, ex, tol, value, grads, dtype)
+
+
+def check_graph(check: Check, graph: Graph, *, op: str | None = None, what: str = "both",
+                reject: bool = True) -> Any:
+    """Run ``graph`` fresh on the engine and :func:`compare` it with the oracle.
+
+    Graphs outside the domain are rejected (hypothesis draws another) when
+    ``reject``; otherwise they are skipped and None is returned.
+    """
+    from gradcert.adapters.base import run_graph
+
+    truth = oracle(check, graph)
+    if truth is None:
+        if reject:
+            from hypothesis import reject as hreject
+
+            hreject()
+        return None
+    ex, tol = truth
+    run = check.call(lambda: run_graph(check.adapter, graph), graph, "running the graph")
+    compare(check, graph, run.value, run.grads, ex, tol, op=op, what=what)
+    check.record.checked()
+    return run
+
+
+def _float(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
+
+
+class Mismatch(Finding):
+    """The engine's value or gradients are outside the tolerance of the exact ones."""
+
+    def __init__(self, graph: Graph, violations: Sequence[Any], ex: Any, tol: Any,
+                 value: Any, grads: Sequence[Any], dtype: str) -> None:
+        self.violations = list(violations)
+        self.tol = tol
+        self.dtype = dtype
+        self.ex = ex
+        v = self.violations[0]
+        lines = [self._line(graph, w) for w in self.violations[:6]]
+        if len(self.violations) > 6:
+            lines.append(f"... and {len(self.violations) - 6} more")
+        lines.append(f"tolerance model: {tol.describe()}")
+        super().__init__(
+            f"{self._name(graph, v)} is {fmt(v.actual)}; the oracle says {fmt(v.expected)} "
+            f"({_ulps(v.ulps)} ulps off, allowed {fmt(v.bound)})",
+            graph, lines,
+            expected={"value": fmt(ex.value_f64), "grads": [fmt(g) for g in ex.grad_f64]},
+            actual={"value": fmt(value), "grads": [fmt(g) for g in grads]},
+            repro={"kind": "oracle"})
+
+    @staticmethod
+    def _name(graph: Graph, v: Any) -> str:
+        out = graph.output
+        if v.what == "value":
+            return f"the value of the output (node {out}, {graph.nodes[out].op})"
+        node = graph.leaves[v.leaf]
+        return f"d(node {out})/d(leaf {v.leaf} = node {node}, input {fmt(graph.inputs[v.leaf])})"
+
+    def _line(self, graph: Graph, v: Any) -> str:
+        return (f"{self._name(graph, v)}: oracle {fmt(v.expected)}, engine {fmt(v.actual)}, "
+                f"error {_ulps(v.ulps)} ulps ({self.dtype}), bound {fmt(v.bound)}")
+
+    def explain(self, check: Check) -> list[str]:
+        lines = []
+        graph = self.graph
+        assert graph is not None
+        for v in self.violations[:3]:
+            if v.what == "grad":
+                lines.append(f"finite differences of the engine's forward, d/d(leaf {v.leaf}): "
+                             f"{fmt(_fd(check, graph, v.leaf))}")
+        node = _first_wrong_node(check, graph)
+        if node is not None:
+            n = graph.nodes[node]
+            vals = evaluate(graph)
+            args = ", ".join(f"node {a} = {fmt(vals[a])}" for a in n.args)
+            const = f", constant {fmt(n.const)}" if n.const is not None else ""
+            lines.append(f"first wrong node: {node} = {n.op}({args}{const})")
+        return lines
+
+
+def _ulps(u: Any) -> str:
+    u = _float(u)
+    return "inf" if math.isinf(u) else ("nan" if math.isnan(u) else f"{u:.3g}")
+
+
+def _fd(check: Check, graph: Graph, leaf: int) -> float | None:
+    from gradcert.adapters.base import run_graph
+    from gradcert.oracle.fd import central_difference
+
+    def f(xs: Sequence[float]) -> float:
+        return float(run_graph(check.adapter, graph.with_inputs(xs)).value)
+
+    try:
+        return central_difference(f, list(graph.inputs), leaf)
+    except Exception:
+        return None
+
+
+def _first_wrong_node(check: Check, graph: Graph) -> int | None:
+    """The earliest node whose sub-graph (the node as output) the engine gets wrong."""
+    from gradcert.adapters.base import run_graph
+
+    for k, n in enumerate(graph.nodes):
+        if n.op == "leaf":
+            continue
+        sub = Graph(graph.nodes[:k + 1])
+        truth = oracle(check, sub)
+        if truth is None:
+            continue
+        ex, tol = truth
+        try:
+            run = run_graph(check.adapter, sub)
+        except Exception:
+            return k
+        if tol.check(_float(run.value), [_float(g) for g in run.grads], ex):
+            return k
+    return None

@@ -1,0 +1,115 @@
+"""Level ``optimizer``: an Adam step on the engine against the exact Adam step."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hypothesis import assume
+
+from gradcert.graph import Graph
+from gradcert.properties import strategies as st
+from gradcert.properties.assertions import fmt, oracle
+from gradcert.properties.runner import Finding
+
+LR, BETAS, EPS, STEPS = 0.01, (0.9, 0.999), 1e-8, 3
+
+
+def adam_float(p: float, g: float, m: float, v: float, t: int) -> tuple[float, float, float]:
+    """One Adam step in float64 (PyTorch's bias-corrected form): ``(p, m, v)`` after it."""
+    b1, b2 = BETAS
+    m = b1 * m + (1.0 - b1) * g
+    v = b2 * v + (1.0 - b2) * g * g
+    mhat, vhat = m / (1.0 - b1**t), v / (1.0 - b2**t)
+    return p - LR * mhat / (math.sqrt(vhat) + EPS), m, v
+
+
+def adam_exact(ctx: Any, p: Any, g: Any, m: Any, v: Any, t: int) -> tuple[Any, Any, Any]:
+    """The same step exactly, in the mpmath context ``ctx`` (inputs exact too)."""
+    b1, b2 = ctx.mpf(BETAS[0]), ctx.mpf(BETAS[1])
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    mhat, vhat = m / (1 - b1**t), v / (1 - b2**t)
+    return p - ctx.mpf(LR) * mhat / (ctx.sqrt(vhat) + ctx.mpf(EPS)), m, v
+
+
+def test_adam(gradcert_check: Any) -> None:
+    """Three Adam steps on a random graph's leaves (the parameters): the engine's own
+    optimizer where it has one, else gradcert's float64 Adam on the engine's gradients.
+    At each step the exact step is taken from the same parameters with the exact
+    gradients, carrying exact moments; the parameters must agree within a bound that
+    propagates the tolerance model's gradient bounds through the update (first order),
+    plus 16 ulps of the parameter for the update's own roundings."""
+    import mpmath
+
+    from gradcert.adapters.base import run_graph
+    from gradcert.properties.suite.semantics import backward, build, grads
+
+    check = gradcert_check
+    from gradcert.adapters.base import Adapter
+
+    own = (bool(check.caps.has_adam) and not check.caps.functional
+           and type(check.adapter).adam_step is not Adapter.adam_step)
+    check.record.notes["optimizer"] = "the engine's own Adam" if own else "gradcert's Adam"
+    ctx = mpmath.mp.clone() if hasattr(mpmath.mp, "clone") else mpmath.MPContext()
+    ctx.prec = 200
+
+    def one(g0: Graph) -> None:
+        ps = [float(x) for x in g0.inputs]
+        m = [0.0] * len(ps)
+        v = [0.0] * len(ps)
+        me = [ctx.mpf(0)] * len(ps)
+        ve = [ctx.mpf(0)] * len(ps)
+        leaves: Any = None
+        for t in range(1, STEPS + 1):
+            g = g0.with_inputs(ps)
+            truth = oracle(check, g)
+            assume(truth is not None)
+            assert truth is not None
+            ex, tol = truth
+            if own:
+                hs_ = build(check, g, leaves)
+                leaves = [hs_[i] for i in g.leaves]
+                backward(check, g, hs_)
+                gs = grads(check, g, hs_)
+                check.call(lambda lv=leaves, t=t: check.adapter.adam_step(
+                    lv, step=t, lr=LR, betas=BETAS, eps=EPS), g, "the Adam step")
+                if check.caps.has_zero_grad:
+                    check.call(lambda lv=leaves: check.adapter.zero_grad(lv), g, "zero_grad")
+                new = [float(check.adapter.value(h)) for h in leaves]
+            else:
+                gs = list(check.call(lambda g=g: run_graph(check.adapter, g), g,
+                                     "running the graph").grads)
+                new = []
+                for i, (p, d) in enumerate(zip(ps, gs, strict=True)):
+                    q, m[i], v[i] = adam_float(p, float(d), m[i], v[i], t)
+                    new.append(q)
+            for i, p in enumerate(ps):
+                exact_p, me[i], ve[i] = adam_exact(ctx, ctx.mpf(p), ctx.mpf(ex.grad[i]),
+                                                   me[i], ve[i], t)
+                e = float(exact_p)
+                gi = abs(float(ex.grad[i]))
+                r = tol.grad[i] / max(gi, EPS)
+                bound = 16 * _ulp(e) + LR * (2 * r + 64 * 2.0**-53) * t
+                check.record.observe(abs(new[i] - e) / _ulp(e), abs(new[i] - e) / max(abs(e),
+                                                                                      1e-300),
+                                     kind="param", inputs=list(g0.inputs))
+                if not (math.isfinite(new[i]) and abs(new[i] - e) <= bound):
+                    raise Finding(
+                        f"after Adam step {t}, parameter {i} is {fmt(new[i])}; the exact step "
+                        f"gives {fmt(e)} (off by {fmt(abs(new[i] - e))}, bound {fmt(bound)})",
+                        g0, [f"gradient at step {t}: engine {fmt(gs[i])}, exact "
+                             f"{fmt(ex.grad_f64[i])}",
+                             f"lr={LR}, betas={BETAS}, eps={EPS}; "
+                             f"{check.record.notes['optimizer']}"],
+                        expected=fmt(e), actual=fmt(new[i]), repro=None)
+            ps = new
+        check.record.checked()
+
+    strategy = st.graphs(check.caps.ops, max_nodes=min(check.profile.max_nodes, 8),
+                         max_leaves=3, leaves="realistic")
+    check.examples(strategy, one, examples=max(5, check.profile.examples // 2))
+
+
+def _ulp(x: float) -> float:
+    return math.ulp(x) if math.isfinite(x) else math.inf

@@ -1,0 +1,185 @@
+"""gradcert's pytest plugin: options, fixtures, and the record of every property.
+
+``gradcert certify`` runs the conformance suite with it; a team can use it
+directly::
+
+    pytest -p gradcert.pytest_plugin --gradcert-target=mypkg.engine:Value ...
+
+Options (each also read from an environment variable, and echoed in the
+pytest header when set):
+
+=======================  ==================  ===================================
+option                   environment         meaning
+=======================  ==================  ===================================
+``--gradcert-target``    GRADCERT_TARGET     adapter name or ``module:attr``
+``--gradcert-profile``   GRADCERT_PROFILE    quick (default), ci or thorough
+``--gradcert-seed``      GRADCERT_SEED       hypothesis seed (an integer)
+``--gradcert-out``       GRADCERT_OUT        directory for records and reproducers
+=======================  ==================  ===================================
+
+Fixtures: ``gradcert_config`` (the settings), ``gradcert_adapter`` (the
+target's adapter, loaded once per session) and ``gradcert_check`` (a
+property's context: adapter, profile, recorder). Nothing else happens unless
+a test uses them: the plugin is inert in a session that does not.
+
+When an output directory is set, each test that used ``gradcert_check``
+appends one JSON line to ``<out>/records/<worker>.jsonl`` as soon as it
+ends, so a worker that dies later loses nothing finished.
+
+The module imports only pytest; gradcert's own modules load inside hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+
+__all__ = ["OPTIONS", "config_from"]
+
+OPTIONS = {  # option dest -> (flag, environment variable, help)
+    "gradcert_target": ("--gradcert-target", "GRADCERT_TARGET",
+                        "engine to certify: an adapter name or module:attr (default: gradcert's)"),
+    "gradcert_profile": ("--gradcert-profile", "GRADCERT_PROFILE",
+                         "quick (default), ci (derandomized) or thorough"),
+    "gradcert_seed": ("--gradcert-seed", "GRADCERT_SEED", "hypothesis seed (an integer)"),
+    "gradcert_out": ("--gradcert-out", "GRADCERT_OUT",
+                     "directory for per-test records and reproducers"),
+}
+
+_RECORDER = pytest.StashKey[Any]()
+_CONFIG = pytest.StashKey[Any]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gradcert", "gradcert: certify an autograd engine")
+    for dest, (flag, env, text) in OPTIONS.items():
+        group.addoption(flag, dest=dest, default=None, help=f"{text} [env {env}]")
+
+
+def _raw(config: pytest.Config) -> dict[str, str | None]:
+    out = {}
+    for dest, (_flag, env, _help) in OPTIONS.items():
+        v = config.getoption(dest, default=None)
+        out[dest] = v if v is not None else os.environ.get(env) or None
+    return out
+
+
+def config_from(options: dict[str, str | None]) -> Any:
+    """The :class:`~gradcert.properties.runner.Config` for raw option values; a clear
+    ``pytest.UsageError`` for a bad profile or seed.
+
+    >>> c = config_from({"gradcert_profile": "ci", "gradcert_seed": "7"})
+    >>> c.profile.name, c.seed, c.target
+    ('ci', 7, None)
+    """
+    from pathlib import Path
+
+    from gradcert.properties.runner import PROFILES, Config
+
+    profile = options.get("gradcert_profile") or "quick"
+    if profile not in PROFILES:
+        raise pytest.UsageError(f"gradcert: unknown profile {profile!r} "
+                                f"(--gradcert-profile / GRADCERT_PROFILE); "
+                                f"known: {', '.join(PROFILES)}")
+    seed = options.get("gradcert_seed")
+    try:
+        seed_n = None if seed in (None, "") else int(str(seed))
+    except ValueError:
+        raise pytest.UsageError(f"gradcert: the seed must be an integer, got {seed!r} "
+                                f"(--gradcert-seed / GRADCERT_SEED)") from None
+    out = options.get("gradcert_out")
+    return Config(target=options.get("gradcert_target") or None, profile=PROFILES[profile],
+                  seed=seed_n, out=Path(out) if out else None)
+
+
+def _config(config: pytest.Config) -> Any:
+    c = config.stash.get(_CONFIG, None)
+    if c is None:
+        c = config.stash[_CONFIG] = config_from(_raw(config))
+    return c
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    raw = _raw(config)
+    if not any(raw.values()):
+        return None
+    c = _config(config)
+    seed = "derandomized" if c.profile.derandomize else (c.seed if c.seed is not None
+                                                         else "random")
+    return [f"gradcert: target={c.target or 'gradcert'} profile={c.profile.name} seed={seed} "
+            f"out={c.out or '-'}"]
+
+
+@pytest.fixture(scope="session")
+def gradcert_config(pytestconfig: pytest.Config) -> Any:
+    """The session's gradcert settings (target, profile, seed, out)."""
+    return _config(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def gradcert_adapter(gradcert_config: Any) -> Any:
+    """The adapter of the target under test, loaded once per session."""
+    from gradcert.adapters import TargetError, load_target
+
+    try:
+        return load_target(gradcert_config.target)
+    except TargetError as e:
+        pytest.fail(f"gradcert: cannot use target {gradcert_config.target!r}: {e}",
+                    pytrace=False)
+
+
+@pytest.fixture
+def gradcert_check(request: pytest.FixtureRequest, gradcert_config: Any,
+                   gradcert_adapter: Any) -> Any:
+    """A property's context: the adapter, the profile, and this test's recorder."""
+    from gradcert.properties.recording import Recorder
+    from gradcert.properties.runner import Check, property_id
+
+    pid = property_id(str(request.node.path), request.node.name)
+    callspec = getattr(request.node, "callspec", None)
+    item = "-".join(str(v) for v in callspec.params.values()) if callspec else None
+    recorder = Recorder(pid, item)
+    request.node.stash[_RECORDER] = recorder
+    return Check(gradcert_config, gradcert_adapter, recorder, pid, item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    outcome = yield
+    recorder = item.stash.get(_RECORDER, None)
+    if recorder is None:
+        return
+    report = outcome.get_result()
+    final = report.when == "call" or (report.when == "setup" and not report.passed)
+    if not final:
+        return
+    rec = recorder.record()
+    rec["nodeid"] = item.nodeid
+    rec["duration_s"] = report.duration
+    if rec["outcome"] is None:
+        if report.passed:
+            rec["outcome"] = "passed"
+        elif report.skipped:
+            rec["outcome"] = "unsupported"
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+            rec["notes"] = {**rec["notes"], "unsupported": str(reason).removeprefix("Skipped: ")}
+        else:
+            text = str(report.longrepr)
+            rec["outcome"] = "timeout" if "Timeout" in text[:2000] else "error"
+            rec["failure"] = {"message": _tail(text)}
+    c = _config(item.config)
+    if c.out is not None:
+        from gradcert.results import jsonable
+
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        path = c.out / "records" / f"{worker}-{os.getpid()}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(json.dumps(jsonable(rec), allow_nan=False) + "\n")
+
+
+def _tail(text: str, limit: int = 4000) -> str:
+    return text if len(text) <= limit else "...\n" + text[-limit:]
