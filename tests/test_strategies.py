@@ -189,6 +189,13 @@ def test_op_inputs_rarely_fall_back_to_tame_inputs():
     assert fell / made < 0.25, f"{fell} of {made} op_inputs fell back"
 
 
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_every_safe_chain_stays_in_range_for_ten_thousand_nodes(op):
+    x, c = S._SAFE_CHAIN.get(op, (0.5, 1.0))
+    g = S._chain(op, 10_000, x, c if OPS[op].has_const else None)
+    assert g is not None and len(g) == 10_001
+
+
 def test_wide_sums_depend_on_every_leaf():
     for g in sample(S.wide_sums(1000), 3):
         assert len(g.leaves) == 1000 and depth(g) == 1000
