@@ -401,3 +401,19 @@ def test_bad_input_is_refused_with_a_clear_message():
 def test_every_op_has_its_roundings_in_the_model():
     from gradcert.oracle.tolerance import DERIVATIVE_ROUNDINGS, VALUE_ROUNDINGS
     assert set(VALUE_ROUNDINGS) == set(DERIVATIVE_ROUNDINGS) == set(OPS)
+
+
+def test_runs_pushed_out_of_the_domain_are_dropped_and_the_bound_stays_honest():
+    x = 1.0 + 2.0**-52
+    graph = trace(lambda x, y: (x * 1.0 - y * 1.0).log(), [x, 1.0])  # log(2**-52)
+    ex = exact_graph(graph)
+    tols = [tolerance(graph, ex, seed=s) for s in range(20)]
+    assert min(t.runs for t in tols) < 4 <= max(t.runs for t in tols)
+    # the log's input is known only to about its own size: the bound says so
+    assert all(t.value > 1.0 and t.check(*reference_engine(graph), ex) == [] for t in tols)
+
+
+def test_a_graph_outside_the_domain_in_float64_is_refused():
+    graph = Graph((Node.leaf(-1.0), Node("log", (0,))))
+    with pytest.raises(DomainError, match="log needs a positive input"):
+        tolerance(graph)

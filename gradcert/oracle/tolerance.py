@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gradcert.graph import OPS, Graph, node_operands
+from gradcert.graph import OPS, DomainError, Graph, node_operands
 from gradcert.oracle.metrics import ulp_distance
 
 __all__ = [
@@ -340,6 +340,9 @@ def _linear(graph: Graph, u: float, eta: float) -> tuple[float, list[float]]:
             continue
         op = OPS[node.op]
         xs = node_operands(node, vals)
+        reason = op.domain(*xs)
+        if reason:
+            raise DomainError(i, node.op, xs, reason)
         try:
             out = op.forward(math, *xs)
         except OverflowError:
@@ -392,8 +395,12 @@ def _linear(graph: Graph, u: float, eta: float) -> tuple[float, list[float]]:
 
 
 def _run(graph: Graph, rng: random.Random | None, u: float,
-         output_form: bool) -> tuple[float, list[float]]:
-    """One float evaluation of value and gradients, each result moved by <= 2u."""
+         output_form: bool) -> tuple[float, list[float]] | None:
+    """One float evaluation of value and gradients, each result moved by <= 2u.
+
+    None when the moves carry an operand out of its op's domain (the log of a
+    difference whose sign flips): that run is no valid evaluation.
+    """
     nodes = graph.nodes
     n = len(nodes)
     s = 2.0 * u
@@ -410,10 +417,14 @@ def _run(graph: Graph, rng: random.Random | None, u: float,
             continue
         op = OPS[node.op]
         xs = node_operands(node, vals)
+        if op.domain(*xs):
+            return None
         try:
             out = jiggle(op.forward(math, *xs))
         except OverflowError:
             out = math.inf
+        except (ValueError, ZeroDivisionError):
+            return None
         vals[i] = out
         p = None
         try:
@@ -452,7 +463,10 @@ def tolerance(graph: Graph, exact: Any = None, dtype: str = "float64",
     = 1 - t^2) and the spread of ``MCA_RUNS`` (4) Monte Carlo runs, each
     result moved by a random relative error of up to 2u. The spread is
     measured from ``exact`` (an oracle result with ``.value_f64`` and
-    ``.grad_f64``) when given, else from an unperturbed float evaluation.
+    ``.grad_f64``) when given, else from an unperturbed float evaluation;
+    a run whose moves carry an operand out of its op's domain is dropped
+    (``runs`` counts those kept). Raises :class:`gradcert.graph.DomainError`
+    when the graph's float64 evaluation leaves an op's domain.
 
     Cost: about seven float64 evaluations of the graph, forward and
     backward, in pure Python; linear in its size; no mpmath. Deterministic
@@ -477,12 +491,19 @@ def tolerance(graph: Graph, exact: Any = None, dtype: str = "float64",
             raise ValueError(f"tolerance: the exact result has {len(ref_g)} gradients "
                              f"for {len(lin_g)} leaves (is it of another graph?)")
     else:
-        ref_v, ref_g = _run(graph, None, u, output_form=False)
+        ref = _run(graph, None, u, output_form=False)
+        assert ref is not None  # _linear checked the domain
+        ref_v, ref_g = ref
     rng = random.Random(seed)
     mca_v = 0.0
     mca_g = [0.0] * len(lin_g)
+    runs = 0
     for k in range(MCA_RUNS):
-        v, g = _run(graph, rng, u, output_form=bool(k % 2))
+        run = _run(graph, rng, u, output_form=bool(k % 2))
+        if run is None:
+            continue
+        runs += 1
+        v, g = run
         mca_v = max(mca_v, _deviation(v, ref_v))
         mca_g = [max(m, _deviation(x, r)) for m, x, r in zip(mca_g, g, ref_g, strict=True)]
     return Tolerance(
@@ -490,5 +511,5 @@ def tolerance(graph: Graph, exact: Any = None, dtype: str = "float64",
         grad=tuple(SAFETY * max(a, b) for a, b in zip(lin_g, mca_g, strict=True)),
         model=_MODEL, safety=SAFETY, dtype=dtype,
         linear_value=lin_v, linear_grad=tuple(lin_g),
-        mca_value=mca_v, mca_grad=tuple(mca_g), runs=MCA_RUNS,
+        mca_value=mca_v, mca_grad=tuple(mca_g), runs=runs,
     )
