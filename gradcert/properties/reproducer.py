@@ -115,7 +115,9 @@ def script(*, pid: str, outcome: str, target: str, prelude: str, summary: str,
            "once); each bound is the tolerance a correct engine stays within.\n"
            f"Found with profile {profile or '?'}, seed {seed}.\n"
            '"""\n')
-    return (f"{doc}\nimport math\nimport sys\n\n{prelude.strip()}\n\n{_HELPERS}\n\n"
+    return (f"{doc}\nimport math\nimport os\nimport sys\n\n"
+            "sys.path.insert(1, os.getcwd())  # import the engine as named, from where you run\n\n"
+            f"{prelude.strip()}\n\n{_HELPERS}\n\n"
             f"{body.strip()}\n\n\nif __name__ == \"__main__\":\n    sys.exit(main())\n")
 
 
