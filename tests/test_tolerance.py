@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -81,23 +82,32 @@ _VARIANT = {  # op -> (value, local derivatives from operands and output)
 assert set(_VARIANT) == set(OPS)
 
 
+def _f32(x: float) -> float:
+    try:
+        return struct.unpack("<f", struct.pack("<f", x))[0]
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
 def variant_engine(graph: Graph, plant: tuple[int, int, float] | None = None,
-                   absolute: bool = False) -> tuple[float, list[float]]:
+                   absolute: bool = False, float32: bool = False) -> tuple[float, list[float]]:
     """A PyTorch-like float64 engine; ``plant=(node, operand, rel)`` bends one local
-    derivative; ``absolute`` sums |local derivatives| instead (the gradient mass)."""
+    derivative; ``absolute`` sums |local derivatives| instead (the gradient mass);
+    ``float32`` rounds every input, constant and result to float32."""
+    r = _f32 if float32 else float
     nodes = graph.nodes
     vals: list[float] = []
     parts: list[tuple[float, ...]] = []
     for node in nodes:
         if node.op == "leaf":
-            vals.append(node.value)  # type: ignore[arg-type]
+            vals.append(r(node.value))  # type: ignore[arg-type]
             parts.append(())
             continue
         f, d = _VARIANT[node.op]
-        xs = node_operands(node, vals)
-        out = f(*xs)
+        xs = node_operands(node, vals, r)
+        out = r(f(*xs))
         vals.append(out)
-        parts.append(tuple(abs(p) if absolute else p for p in d(*xs, out)))
+        parts.append(tuple(abs(p) if absolute else r(p) for p in d(*xs, out)))
     if plant is not None:
         i, k, rel = plant
         p = list(parts[i])
@@ -109,10 +119,10 @@ def variant_engine(graph: Graph, plant: tuple[int, int, float] | None = None,
     for i in range(len(nodes) - 1, -1, -1):
         a = 0.0
         for t in reversed(terms[i]):  # another summation order than Value's
-            a += t
+            a = r(a + t)
         adj[i] = a
         for j, p in zip(nodes[i].args, parts[i], strict=True):
-            terms[j].append(a * p)
+            terms[j].append(r(a * p))
     return vals[-1], [adj[i] for i in graph.leaves]
 
 
@@ -417,3 +427,50 @@ def test_a_graph_outside_the_domain_in_float64_is_refused():
     graph = Graph((Node.leaf(-1.0), Node("log", (0,))))
     with pytest.raises(DomainError, match="log needs a positive input"):
         tolerance(graph)
+
+
+def test_a_float32_engine_passes_the_float32_model_and_not_the_float64_one():
+    rng = random.Random(11)
+    checked = outside64 = 0
+    while checked < 300:
+        graph = random_graph(rng, 12)
+        try:
+            ex = exact_graph(graph)
+            value, grads = variant_engine(graph, float32=True)
+        except (DomainError, Unresolved, ValueError, ZeroDivisionError):
+            continue  # outside the domain in float32 (a difference rounded to 0)
+        if not all(math.isfinite(v) for v in (value, *grads)):
+            continue  # beyond float32's range
+        checked += 1
+        assert tolerance(graph, ex, dtype="float32").check(value, grads, ex) == [], graph
+        outside64 += bool(tolerance(graph, ex).check(value, grads, ex))
+    assert outside64 > checked // 2
+
+
+def test_pytorch_float64_passes_on_300_graphs():
+    torch = pytest.importorskip("torch")
+    fns = {"log": torch.log, "exp": torch.exp, "relu": torch.relu, "tanh": torch.tanh,
+           "sigmoid": torch.sigmoid}
+    rng = random.Random(5)
+    checked = 0
+    while checked < 300:
+        graph = random_graph(rng, 20)
+        try:
+            ex = exact_graph(graph)
+        except (DomainError, Unresolved):
+            continue
+        checked += 1
+        vals: list[Any] = []
+        leaves = []
+        for node in graph.nodes:
+            if node.op == "leaf":
+                v = torch.tensor(node.value, dtype=torch.float64, requires_grad=True)
+                leaves.append(v)
+            elif node.op in fns:
+                v = fns[node.op](vals[node.args[0]])
+            else:
+                v = OPS[node.op].apply(*node_operands(node, vals))
+            vals.append(v)
+        vals[-1].backward()
+        grads = [0.0 if x.grad is None else x.grad.item() for x in leaves]
+        assert tolerance(graph, ex).check(vals[-1].item(), grads, ex) == [], graph

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import random
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -326,8 +327,37 @@ def _clean(x: float) -> float:
     return math.inf if x != x else x  # an undefined bound is no bound
 
 
-def _linear(graph: Graph, u: float, eta: float) -> tuple[float, list[float]]:
+def _to_dtype_error(x: float, dtype: str, u: float) -> float:
+    """The error of converting the float64 ``x`` to ``dtype`` (an input or a constant)."""
+    if dtype == "float64":
+        return 0.0
+    try:
+        if struct.unpack("<f", struct.pack("<f", x))[0] == x:
+            return 0.0
+    except OverflowError:
+        return math.inf
+    return u * abs(x) + UNDERFLOW[dtype]
+
+
+def _const_effect(op: str, x: float, c: float, out: float) -> tuple[float, float]:
+    """|d value / d c| and |d local derivative / d c|, for an op with a constant."""
+    if op in ("addc", "raddc", "subc", "rsubc"):
+        return 1.0, 0.0
+    if op in ("mulc", "rmulc"):
+        return abs(x), 1.0
+    if op == "divc":
+        return abs(out / c), 1.0 / c / c
+    if op == "rdivc":
+        return 1.0 / abs(x), 1.0 / x / x
+    if x == 0.0:  # powc
+        return 0.0, 0.0
+    lx = math.log(abs(x))
+    return abs(out * lx), abs(_apow(x, c - 1) * (1.0 + c * lx))
+
+
+def _linear(graph: Graph, u: float, dtype: str) -> tuple[float, list[float]]:
     """First-order running error bounds of the value and the leaves' gradients."""
+    eta = UNDERFLOW[dtype]
     nodes = graph.nodes
     n = len(nodes)
     vals: list[float] = [0.0] * n
@@ -337,6 +367,7 @@ def _linear(graph: Graph, u: float, eta: float) -> tuple[float, list[float]]:
     for i, node in enumerate(nodes):
         if node.op == "leaf":
             vals[i] = node.value  # type: ignore[assignment]
+            fwd[i] = _to_dtype_error(vals[i], dtype, u)
             continue
         op = OPS[node.op]
         xs = node_operands(node, vals)
@@ -361,10 +392,16 @@ def _linear(graph: Graph, u: float, eta: float) -> tuple[float, list[float]]:
             for pk, fk in zip(p, fx, strict=False):
                 if fk:
                     f += abs(pk) * fk
+        fc = _to_dtype_error(node.const, dtype, u) if node.const is not None else 0.0
+        if fc:
+            cv, cd = _const_effect(node.op, xs[0], node.const, out)  # type: ignore[arg-type]
+            f += _times(fc, cv)
         fwd[i] = f = _clean(f)
         args = xs[:op.arity]
         try:
             d = _DERIVATIVE_ERROR[node.op](args, node.const, out, fx, f, u)
+            if fc:
+                d = (d[0] + _times(fc, cd),)
         except (OverflowError, ZeroDivisionError):
             d = (math.inf,) * op.arity
         r = DERIVATIVE_ROUNDINGS[node.op]
@@ -394,12 +431,14 @@ def _linear(graph: Graph, u: float, eta: float) -> tuple[float, list[float]]:
     return fwd[-1], [_clean(err[i]) for i in graph.leaves]
 
 
-def _run(graph: Graph, rng: random.Random | None, u: float,
-         output_form: bool) -> tuple[float, list[float]] | None:
+def _run(graph: Graph, rng: random.Random | None, u: float, output_form: bool,
+         inputs_round: bool = False) -> tuple[float, list[float]] | None:
     """One float evaluation of value and gradients, each result moved by <= 2u.
 
     None when the moves carry an operand out of its op's domain (the log of a
-    difference whose sign flips): that run is no valid evaluation.
+    difference whose sign flips): that run is no valid evaluation. With
+    ``inputs_round`` the leaves and constants are moved too (a float32
+    engine rounds them).
     """
     nodes = graph.nodes
     n = len(nodes)
@@ -413,10 +452,12 @@ def _run(graph: Graph, rng: random.Random | None, u: float,
     parts: list[tuple[float, ...]] = [()] * n
     for i, node in enumerate(nodes):
         if node.op == "leaf":
-            vals[i] = node.value  # type: ignore[assignment]
+            vals[i] = jiggle(node.value) if inputs_round else node.value  # type: ignore[assignment,arg-type]
             continue
         op = OPS[node.op]
         xs = node_operands(node, vals)
+        if inputs_round and node.const is not None:
+            xs = (*xs[:-1], jiggle(xs[-1]))
         if op.domain(*xs):
             return None
         try:
@@ -483,7 +524,7 @@ def tolerance(graph: Graph, exact: Any = None, dtype: str = "float64",
         raise TypeError(f"tolerance: expected a gradcert.graph.Graph, "
                         f"got {type(graph).__name__}")
     u = _check_dtype(dtype)
-    lin_v, lin_g = _linear(graph, u, UNDERFLOW[dtype])
+    lin_v, lin_g = _linear(graph, u, dtype)
     if exact is not None:
         ref_v = float(exact.value_f64)
         ref_g = [float(g) for g in exact.grad_f64]
@@ -499,7 +540,7 @@ def tolerance(graph: Graph, exact: Any = None, dtype: str = "float64",
     mca_g = [0.0] * len(lin_g)
     runs = 0
     for k in range(MCA_RUNS):
-        run = _run(graph, rng, u, output_form=bool(k % 2))
+        run = _run(graph, rng, u, output_form=bool(k % 2), inputs_round=dtype != "float64")
         if run is None:
             continue
         runs += 1
