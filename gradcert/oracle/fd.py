@@ -6,9 +6,10 @@ Two checks, independent of how an engine differentiates:
   Ridders' method, central differences ``(f(x+h) - f(x-h)) / 2h`` at steps
   ``h, h/2, h/4, ...`` extrapolated to ``h = 0`` (Richardson), stopping when
   the extrapolation stops improving; it reports an error estimate (the
-  change between the last extrapolations). Costs up to 2 x 8 evaluations
+  change between the last extrapolations). Costs up to 2 x 10 evaluations
   per input. The first step is ``2**-6 * max(1, |x|)``, shrunk 16-fold while
-  f fails (leaves its domain) or is not finite at the step; steps are made
+  f fails (leaves its domain) or is not finite at the step (and 4-fold more
+  for a margin from the domain's edge); steps are made
   exactly representable ((x + h) - x).
 - :func:`directional_check`: the derivative along a random unit vector ``v``
   from two evaluations, ``(f(x + h v) - f(x - h v)) / 2h`` with
@@ -43,7 +44,7 @@ __all__ = [
 
 EPS = 2.0**-52
 _FAILURES = (ArithmeticError, ValueError)  # a step outside f's domain raises one of these
-_TABLE = 8  # Ridders' tableau size: at most 8 step sizes
+_TABLE = 10  # Ridders' tableau size: at most 10 step sizes
 _SHRINK = 2.0  # step ratio between tableau columns
 _SAFE = 2.0  # stop when the error grows by this factor
 
@@ -106,12 +107,15 @@ def richardson(f: Function, xs: Sequence[float], i: int) -> Estimate:
 
     h = 2.0**-6 * max(1.0, abs(x))
     first = None
+    failed = False
     while h > 8 * EPS * max(1.0, abs(x)):
         try:
-            first = central(h)
+            first = central(h / 4.0 if failed else h)
+            h = h / 4.0 if failed else h  # near a domain edge: keep a margin from it
             break
         except _FAILURES:
             h /= 16.0
+            failed = True
     if first is None:
         raise ValueError(f"f fails or is not finite at every step around input {i} = {x!r}")
     h0 = h
