@@ -40,6 +40,7 @@ _exp, _log, _tanh = math.exp, math.log, math.tanh
 _new = object.__new__
 _ids = count()
 _index = attrgetter("_i")
+_DENSE_SLACK = 1 << 20  # backward places nodes by index in a list this long, at least
 
 
 class Value:
@@ -62,7 +63,8 @@ class Value:
             data = float(data)
         self.data = data
         self.grad = 0.0
-        self._a = self._b = None
+        self._a: Value | None = None
+        self._b: Value | None = None
         self._da = self._db = 0.0
         self._i = next(_ids)
 
@@ -220,32 +222,20 @@ class Value:
     def backward(self) -> None:
         """Add d(self)/d(leaf) to every leaf's ``grad``; set every inner node's.
 
-        Iterative, so graph depth is unlimited; the nodes reachable from
-        ``self`` are ordered by creation index (a topological order), and
-        nodes whose gradient is zero pass nothing on.
+        Iterative, so graph depth is unlimited. The inner nodes reachable from
+        ``self`` are visited by descending creation index (a topological
+        order: children are older than their parents), placed by index rather
+        than sorted, so the cost is linear in the graph; nodes whose gradient
+        is zero pass nothing on.
         """
-        nodes = []
-        seen = {id(self)}
-        stack = [self]
-        push, add = stack.append, seen.add
-        while stack:
-            v = stack.pop()
-            a = v._a
-            if a is None:
+        if self._a is None:
+            self.grad += 1.0
+            return
+        order = _by_creation(self)
+        self.grad = 1.0
+        for v in order:
+            if v is None:
                 continue
-            nodes.append(v)
-            if id(a) not in seen:
-                add(id(a))
-                push(a)
-            b = v._b
-            if b is not None and id(b) not in seen:
-                add(id(b))
-                push(b)
-        nodes.sort(key=_index, reverse=True)
-        for v in nodes:
-            v.grad = 0.0
-        self.grad += 1.0
-        for v in nodes:
             g = v.grad
             if g:
                 v._a.grad += v._da * g
@@ -264,3 +254,69 @@ def _number(x: Any, op: str) -> float:
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         return float(x)
     raise TypeError(f"unsupported operand for Value {op}: {type(x).__name__}")
+
+
+def _by_creation(root: Value) -> list[Any]:
+    """The inner nodes reachable from ``root``, newest first, their grads set to 0.
+
+    Node ``v`` sits at ``order[root._i - v._i]``, so the list comes out in
+    topological order without a sort; indices no reachable inner node has
+    stay ``None``. If the indices are sparse (a few nodes much older than the
+    rest), falls back to sorting, which gives the same order.
+    """
+    top = root._i
+    order: list[Any] = [None] * 1024
+    v: Any
+    order[0] = root
+    root.grad = 0.0
+    stack = [root]
+    pop, push = stack.pop, stack.append
+    while stack:
+        v = pop()
+        a = v._a
+        if a._a is not None:
+            k = top - a._i
+            if k >= len(order) and not _grow(order, k):
+                return _sorted(root)
+            if order[k] is None:
+                order[k] = a
+                a.grad = 0.0
+                push(a)
+        b = v._b
+        if b is not None and b._a is not None:
+            k = top - b._i
+            if k >= len(order) and not _grow(order, k):
+                return _sorted(root)
+            if order[k] is None:
+                order[k] = b
+                b.grad = 0.0
+                push(b)
+    return order
+
+
+def _grow(order: list[Any], k: int) -> bool:
+    """Extend ``order`` to hold index ``k``; False if it would be mostly empty."""
+    size = max(2 * len(order), k + 1)
+    if size > 32 * (len(order) - order.count(None)) + _DENSE_SLACK:
+        return False
+    order.extend([None] * (size - len(order)))
+    return True
+
+
+def _sorted(root: Value) -> list[Any]:
+    """:func:`_by_creation` by a search and a sort, for sparse creation indices."""
+    nodes: list[Any] = [root]
+    seen = {id(root)}
+    stack = [root]
+    push, add = stack.append, seen.add
+    while stack:
+        v = stack.pop()
+        for c in (v._a, v._b):
+            if c is not None and c._a is not None and id(c) not in seen:
+                add(id(c))
+                push(c)
+                nodes.append(c)
+    nodes.sort(key=_index, reverse=True)
+    for v in nodes:
+        v.grad = 0.0
+    return nodes
