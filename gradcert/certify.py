@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import random
 import shutil
@@ -48,8 +49,8 @@ class _Collector:
     errors: list[str] = field(default_factory=list)
 
     def pytest_runtest_logreport(self, report: Any) -> None:
-        final = report.when == "call" or (report.when == "setup" and not report.passed) \
-            or (report.when == "teardown" and report.failed)
+        # the call, a setup that did not pass, any failure (a crash reports as "???")
+        final = report.when == "call" or not report.passed
         if final and (report.nodeid not in self.reports or report.failed):
             self.reports[report.nodeid] = report
 
@@ -140,9 +141,8 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
         raise CertifyError(f"the seed must be a non-negative integer, got {seed!r}")
     cwd = os.getcwd()
     with _clean_environment(cwd):
-        try:
+        try:  # imported here to fail fast with exit 2; probed only in the workers
             adapter = load_target(target)
-            caps = adapter.capabilities()
         except TargetError as e:
             raise CertifyError(str(e)) from None
         except Exception as e:
@@ -153,6 +153,7 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("records", "reproducers"):
         shutil.rmtree(out / stale, ignore_errors=True)
+    (out / "engine.json").unlink(missing_ok=True)
     (out / ".pytest.ini").write_text("[pytest]\n")
     args = pytest_args(target, profile, seed, out, jobs, select)
     collector = _Collector()
@@ -182,15 +183,17 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
         target=target or "gradcert", properties=props, profile=profile, seed=seed,
         started=started.isoformat(timespec="seconds").replace("+00:00", "Z"),
         duration_s=round(duration, 3), ops=ops_summary(samples), samples=samples,
-        engine={"name": adapter.name, "target": adapter.target, "dtype": caps.dtype,
-                "import": adapter.import_line, "ops": sorted(caps.ops),
-                "unsupported_ops": sorted(caps.unsupported),
-                "has_zero_grad": caps.has_zero_grad, "has_adam": caps.has_adam,
-                "functional": getattr(caps, "functional", False),
-                "notes": dict(caps.notes)},
+        engine=_engine(out, adapter),
     )
     results.write(out / "results.json")
     return results
+
+
+def _engine(out: Path, adapter: Any) -> dict[str, Any]:
+    try:
+        return dict(json.loads((out / "engine.json").read_text()))
+    except (OSError, ValueError):  # no worker got as far as loading the engine
+        return {"name": adapter.name, "target": adapter.target, "import": adapter.import_line}
 
 
 def _missing(records: list[dict[str, Any]], collector: _Collector) -> list[dict[str, Any]]:

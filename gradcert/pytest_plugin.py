@@ -125,10 +125,31 @@ def gradcert_adapter(gradcert_config: Any) -> Any:
     from gradcert.adapters import TargetError, load_target
 
     try:
-        return load_target(gradcert_config.target)
+        adapter = load_target(gradcert_config.target)
     except TargetError as e:
         pytest.fail(f"gradcert: cannot use target {gradcert_config.target!r}: {e}",
                     pytrace=False)
+    if gradcert_config.out is not None:
+        _write_engine(gradcert_config.out, adapter)
+    return adapter
+
+
+def _write_engine(out: Any, adapter: Any) -> None:
+    """``<out>/engine.json``: what the engine supports, as a worker found it (probing an
+    engine runs its code, so it happens here, where a crash costs one worker)."""
+    path = out / "engine.json"
+    if path.exists():
+        return
+    caps = adapter.capabilities()
+    info = {"name": adapter.name, "target": adapter.target, "import": adapter.import_line,
+            "dtype": caps.dtype, "ops": sorted(caps.ops),
+            "unsupported_ops": sorted(caps.unsupported), "has_zero_grad": caps.has_zero_grad,
+            "has_adam": caps.has_adam, "functional": getattr(caps, "functional", False),
+            "notes": {str(k): str(v) for k, v in dict(caps.notes).items()}}
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".engine-{os.getpid()}.json"
+    tmp.write_text(json.dumps(info, indent=1))
+    tmp.replace(path)
 
 
 @pytest.fixture

@@ -1,0 +1,160 @@
+"""`gradcert certify` end to end: verdicts, exit codes, the report files, reproducers,
+crash isolation and seeds. Each runs the command as a user would, in a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from gradcert.properties.registry import PROPERTIES
+
+PLANTED = Path(__file__).resolve().parent / "planted" / "engines"
+
+DIES = """
+import os
+
+from .base import Value as Base
+
+
+class Value(Base):
+    def exp(self):
+        if self.data > 100.0:
+            os._exit(3)  # kills the process, as a crashing C extension would
+        return super().exp()
+"""
+
+
+def certify(cwd, *args, timeout=600):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRADCERT_")}
+    return subprocess.run([sys.executable, "-m", "gradcert", "certify", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def engine(tmp_path, name, source=None):
+    """Planted engine ``name`` (or ``source``) as ``eng.<name>`` in tmp_path: a copy, so a
+    test can fix it. The catalogue's engines build on ``base``, copied alongside."""
+    pkg = tmp_path / "eng"
+    pkg.mkdir(exist_ok=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "base.py").write_text((PLANTED / "base.py").read_text())
+    text = source if source is not None else (PLANTED / f"{name}.py").read_text()
+    (pkg / f"{name}.py").write_text(text)
+    return f"eng.{name}:Value"
+
+
+def results(out):
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["schema"] == "gradcert.results" and doc["version"] == 1
+    return doc, {p["id"]: p for p in doc["properties"]}
+
+
+def test_the_reference_engine_is_certified_with_a_full_report(tmp_path):
+    run = certify(tmp_path, "--seed", "5", "-j", "2", "--out", "rep")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    doc, props = results(tmp_path / "rep")
+    assert doc["verdict"] == "certified" and doc["seed"] == 5 and doc["target"] == "gradcert"
+    assert set(props) == set(PROPERTIES)
+    assert all(p["outcome"] == "passed" for p in props.values())
+    assert doc["graphs_per_s"] > 0 and doc["graphs_checked"] > 500
+    assert set(doc["levels"].values()) == {"passed"}
+    assert doc["ops"]["log"]["grad"]["count"] > 0
+    suite = ET.parse(tmp_path / "rep" / "junit.xml").getroot()
+    cases = suite.findall(".//testcase")
+    assert len(cases) > len(PROPERTIES) and not suite.findall(".//failure")
+    assert "verdict: CERTIFIED" in run.stdout and "graphs/s" in run.stdout
+    assert not list((tmp_path / "rep").glob("reproducers/*.py"))
+
+
+def test_a_value_class_by_module_attr_fails_with_a_reproducer_that_turns_green(tmp_path):
+    target = engine(tmp_path, "sub_grad_sign")
+    run = certify(tmp_path, target, "-k", "gradients and sub", "--seed", "1", "-j", "1")
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    doc, props = results(tmp_path / "gradcert-report")
+    p = props["ops.gradients"]
+    assert doc["verdict"] == "failed" and p["outcome"] == "failed"
+    assert "the oracle says" in p["failure"]["message"] and "seed: 1" in p["failure"]["message"]
+    assert "ops.gradients failed for sub" in run.stdout
+    script = tmp_path / p["reproducer"]
+    assert script.is_file() and "from eng.sub_grad_sign import Value" in script.read_text()
+    suite = ET.parse(tmp_path / "gradcert-report" / "junit.xml").getroot()
+    assert len(suite.findall(".//failure")) == 2  # sub and rsubc
+    assert subprocess.run([sys.executable, str(script)], cwd=tmp_path,
+                          capture_output=True).returncode == 1
+    engine(tmp_path, "sub_grad_sign", "from .base import Value\n")  # the defect is fixed
+    assert subprocess.run([sys.executable, str(script)], cwd=tmp_path,
+                          capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("args, says", [
+    (["no_such_module:Value"], "no_such_module"),
+    (["--profile", "fast"], "invalid choice"),
+    (["--seed", "x"], "integers"),
+    (["-j", "-1"], "-j must be 0 or more"),
+])
+def test_usage_and_import_errors_exit_2(tmp_path, args, says):
+    run = certify(tmp_path, *args)
+    assert run.returncode == 2
+    assert says in run.stderr
+    assert not (tmp_path / "gradcert-report" / "results.json").exists()
+
+
+def test_a_worker_that_dies_is_reported_and_the_rest_goes_on(tmp_path):
+    target = engine(tmp_path, "dies", DIES)
+    run = certify(tmp_path, target, "-k", "values and (exp or add)", "--seed", "2", "-j", "1")
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    doc, props = results(tmp_path / "gradcert-report")
+    p = props["ops.values"]
+    assert p["outcome"] == "error"
+    assert "died" in p["failure"]["message"]
+    assert p["notes"]["tests"]["add"] == "passed"  # what finished before is kept
+
+
+def test_a_seed_reproduces_a_run(tmp_path):
+    target = engine(tmp_path, "stale_intermediate_grads")
+    graphs = []
+    for out in ("a", "b"):
+        run = certify(tmp_path, target, "-k", "second_backward", "--seed", "11", "-j", "1",
+                      "--out", out)
+        assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+        doc, props = results(tmp_path / out)
+        graphs.append(props["semantics.second_backward"]["failure"]["graph"])
+    assert graphs[0] == graphs[1]
+
+
+def test_the_ci_profile_is_derandomized(tmp_path):
+    target = engine(tmp_path, "sub_grad_sign")
+    found = []
+    for out in ("a", "b"):
+        run = certify(tmp_path, target, "--profile", "ci", "-k", "graphs and oracle", "-j", "1",
+                      "--out", out)
+        assert run.returncode == 1
+        doc, props = results(tmp_path / out)
+        assert doc["profile"] == "ci"
+        found.append(props["graphs.oracle"]["failure"]["graph"])
+    assert found[0] == found[1]
+
+
+@pytest.mark.slow
+def test_pypi_micrograd_fails_second_backward_and_the_10k_chain(tmp_path):
+    pytest.importorskip("micrograd")
+    run = certify(tmp_path, "micrograd", "--seed", "1", "-j", "2")
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    doc, props = results(tmp_path / "gradcert-report")
+    assert props["semantics.second_backward"]["outcome"] == "failed"
+    assert "72.0" in props["semantics.second_backward"]["failure"]["message"]
+    assert props["robustness.chain_10k"]["outcome"] == "failed"
+    assert props["ops.gradients"]["outcome"] == "passed"
+    assert props["models.attention"]["outcome"] == "unsupported"  # no exp, log
+
+
+@pytest.mark.slow
+def test_pytorch_is_certified(tmp_path):
+    pytest.importorskip("torch")
+    run = certify(tmp_path, "torch", "--seed", "1", "-j", "2")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    doc, props = results(tmp_path / "gradcert-report")
+    assert doc["verdict"] == "certified"
