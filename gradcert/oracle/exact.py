@@ -37,7 +37,8 @@ oracle cannot tell from a tiny nonzero) can only be certified when its bound
 falls below float64's smallest subnormal; fed to log, relu, a power or a
 division it can never be, and after ``max_prec`` bits (default 8192) the
 oracle raises :class:`Unresolved` naming the node. So do inputs beyond the
-oracle's range (exp of a number above 2**4096). Identical subexpressions are
+oracle's range (exp of a number above 2**512, magnitudes beyond
+2**(2**1000)). Identical subexpressions are
 recognised, so ``a - a`` and ``a / a`` of one node or of two structurally
 identical nodes are exact. A result beyond float64's range rounds to +-inf
 and sets :attr:`Exact.overflow`; it must not be compared as a number.
@@ -94,7 +95,7 @@ _FORMATS = {"float64": (53, -1074, 1024), "float32": (24, -149, 128)}
 # dtype -> (significand bits, exponent of the smallest subnormal, 2**emax is
 # the first power of two beyond range)
 
-_RANGE = 4096  # exp-like ops refuse |x| >= 2**_RANGE: the result has no usable size
+_RANGE = 512  # exp-like ops refuse |x| >= 2**_RANGE: the result has no usable size
 _VALID = -8.0  # first-order bounds are trusted while relative errors stay below 2**-8
 _NEG = -math.inf
 _log2 = math.log2
@@ -162,9 +163,12 @@ def _round(sign: int, man: Any, exp: int, fmt: tuple[int, int, int]) -> tuple[fl
     """The rounding (nearest, ties to even), the grid exponent q, and man's distance
     from a rounding midpoint in units of 2**exp (None when on the grid)."""
     prec, qmin, emax = fmt
-    if not man:
+    k = exp + man.bit_length()  # 2**(k-1) <= |x| < 2**k
+    if not man or k < qmin - 1:  # below a quarter of the smallest subnormal: 0
         return (-0.0 if sign else 0.0), qmin, None
-    q = max(exp + man.bit_length() - prec, qmin)
+    if k > emax + 1:  # at least twice the largest finite number: inf
+        return (-math.inf if sign else math.inf), k - prec, None
+    q = max(k - prec, qmin)
     dist = None
     if exp < q:
         shift = q - exp
@@ -335,49 +339,56 @@ def _context() -> Any:
 # The evaluation.
 
 
+_LINEAR_KIND, _MUL_KIND, _RELU_KIND, _OTHER_KIND = 0, 1, 2, 3
+
+
 @dataclass
 class _Plan:
-    """What a run needs from the graph, computed once: ops, args, constants as mpf,
-    and a structural id per node (equal ids: equal exact values)."""
+    """What a run needs from the graph, computed once: per inner node a row
+    (id, op, args, constant as mpf, op name, domain operand, kind, exactness
+    test, partial-error rule, pair-exact value); leaf values as mpf."""
 
-    ops: list[Any]
-    args: list[tuple[int, ...]]
-    consts: list[Any]
+    rows: list[tuple[Any, ...]]
+    leaf_values: list[Any]
     leaves: tuple[int, ...]
-    canon: list[int]
 
 
 def _plan(graph: Graph, ctx: Any) -> _Plan:
-    ops: list[Any] = []
-    args: list[tuple[int, ...]] = []
-    consts: list[Any] = []
+    make, from_float = ctx.make_mpf, mpmath.libmp.from_float
     canon: list[int] = []
     seen: dict[tuple[Any, ...], int] = {}
+    rows: list[tuple[Any, ...]] = []
+    leaf_values: list[Any] = []
     for i, n in enumerate(graph.nodes):
         if n.op == "leaf":
-            ops.append(None)
-            args.append(())
-            consts.append(ctx.mpf(n.value))
+            leaf_values.append(make(from_float(n.value)))
             canon.append(i)
             continue
+        leaf_values.append(None)
         op = OPS[n.op]
-        ops.append(op)
-        args.append(n.args)
-        consts.append(None if n.const is None else ctx.mpf(n.const))
+        name = n.op
         key_args = tuple(canon[a] for a in n.args)
         if op.commutative:
             key_args = tuple(sorted(key_args))
-        key = (n.op, key_args, n.const)
-        canon.append(seen.setdefault(key, i))
-    return _Plan(ops, args, consts, graph.leaves, canon)
+        canon.append(seen.setdefault((name, key_args, n.const), i))
+        pair = None
+        if len(n.args) == 2 and name in _PAIR_EXACT and canon[n.args[0]] == canon[n.args[1]]:
+            pair = ctx.mpf(_PAIR_EXACT[name])
+        kind = (_LINEAR_KIND if name in _LINEAR else _MUL_KIND if name == "mul"
+                else _RELU_KIND if name == "relu" else _OTHER_KIND)
+        has_domain = name in _DOMAIN_ARG or name == "divc"
+        rows.append((i, op, n.args, None if n.const is None else make(from_float(n.const)),
+                     name, _DOMAIN_ARG.get(name), has_domain, kind, _EXACT_WHEN.get(name),
+                     _PARTIAL_REL.get(name), pair))
+    return _Plan(rows, leaf_values, graph.leaves)
 
 
 @dataclass
 class _Run:
     values: list[Any]
-    errs: list[float]
+    errs: list[Any]
     grads: list[Any]
-    gerrs: list[float]
+    gerrs: list[Any]
     kinks: list[int]
     doubtful: int | None  # a node whose bound cannot be trusted at this precision
     reason: str
@@ -386,36 +397,43 @@ class _Run:
 def _run(graph: Graph, plan: _Plan, ctx: Any, prec: int, track: bool,
          last: bool) -> _Run:
     """Forward and reverse at ``prec`` bits, with error bounds when ``track``."""
+    where: list[int] = [0]
+    try:
+        return _pass(plan, ctx, prec, track, last, where)
+    except OverflowError:  # a magnitude's exponent beyond float: 2**(2**1024)
+        raise Unresolved(where[0], "a magnitude beyond the oracle's range") from None
+
+
+def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
+          where: list[int]) -> _Run:
     ctx.prec = prec
-    n = len(graph.nodes)
-    values: list[Any] = [None] * n
-    errs = [_NEG] * n
-    mags = [_NEG] * n
+    NEG, lsum = _NEG, _lsum
+    values: list[Any] = list(plan.leaf_values)
+    n = len(values)
+    errs: list[Any] = [NEG] * n
+    mags: list[Any] = [NEG] * n
+    for i in plan.leaves:
+        t = values[i]._mpf_
+        mags[i] = t[2] + t[3] if t[1] else NEG
     partials: list[tuple[Any, ...]] = [()] * n
-    perrs: list[list[float]] = [[]] * n
+    perrs: list[Any] = [()] * n
     kinks: list[int] = []
     doubtful: int | None = None
     reason = ""
-    canon, ops, all_args, consts = plan.canon, plan.ops, plan.args, plan.consts
-    rnd = 3.0 - prec  # log2 of 8 ulps at prec, relative: one op's own rounding
-    for i in range(n):
-        op = ops[i]
-        if op is None:
-            values[i] = v = consts[i]
-            mags[i] = _mag(v)
-            continue
-        args = all_args[i]
-        c = consts[i]
-        name = op.name
-        operands = tuple(values[a] for a in args)
-        if c is not None:
-            operands += (c,)
-        why = op.domain(*operands)
+    rnd = 3 - prec  # log2 of 8 ulps at prec, relative: one op's own rounding
+    half = -prec  # one correctly rounded + - * /
+    for i, op, args, c, name, k, has_domain, kind, exact_when, prel, pair in plan.rows:
+        where[0] = i
+        if len(args) == 1:
+            a0 = args[0]
+            operands = (values[a0], c) if c is not None else (values[a0],)
+        else:
+            operands = (values[args[0]], values[args[1]])
+        why = op.domain(*operands) if has_domain else None
         if track:
             ms = [mags[a] for a in args]
             es = [errs[a] for a in args]
-            k = _DOMAIN_ARG.get(name)
-            if k is not None and es[k] != _NEG and not es[k] < ms[k] - 1.0:
+            if k is not None and es[k] != NEG and not es[k] < ms[k] - 1:
                 if why and last:
                     raise Unresolved(i, f"cannot decide at {prec} bits whether the input "
                                         f"of {name} is in its domain ({why})")
@@ -423,88 +441,132 @@ def _run(graph: Graph, plan: _Plan, ctx: Any, prec: int, track: bool,
                     return _Run(values, errs, [], [], kinks, i, f"{name}'s domain is undecided")
                 if doubtful is None:
                     doubtful, reason = i, f"the sign of {name}'s input is uncertain"
-            if name in _PARTIAL_REL and name not in _DOMAIN_ARG and ms[0] > _RANGE:
+            if kind == _OTHER_KIND and k is None and ms[0] > _RANGE:
                 raise Unresolved(i, f"{name} of an input beyond 2**{_RANGE}")
-            if name == "powc" and ms[0] != _NEG and abs(c) * abs(ms[0]) > 2.0 ** 62:
+            if name == "powc" and ms[0] != NEG and abs(c) * abs(ms[0]) > 2.0 ** 62:
                 raise Unresolved(i, "x ** c is beyond the oracle's range")
         if why:
             raise DomainError(i, name, operands, why)
-        v = op.forward(ctx, *operands)
-        pair = len(args) == 2 and name in _PAIR_EXACT and canon[args[0]] == canon[args[1]]
-        if pair:
-            v = ctx.mpf(_PAIR_EXACT[name])
+        v = op.forward(ctx, *operands) if pair is None else pair
         ps = op.partials(ctx, *operands, v)
-        values[i], partials[i] = v, ps
-        m = mags[i] = _mag(v)
-        if name == "relu" and not operands[0]:
+        values[i] = v
+        partials[i] = ps
+        t = v._mpf_
+        m = mags[i] = t[2] + t[3] if t[1] else NEG
+        if kind == _RELU_KIND and not operands[0]:
             kinks.append(i)
         if not track:
             continue
-        pm = [_mag(p) for p in ps]
-        if name == "mul":
-            pe = [es[1], es[0]]  # the partials are the operands themselves
-        elif name in _LINEAR:
-            pe = [pm[0] + rnd] if name == "divc" else [_NEG] * len(ps)  # 1/c rounds
-        else:
-            pe = [_NEG if type(p) is int else pmj + rnd for p, pmj in zip(ps, pm, strict=True)]
-        if name in _LINEAR or name == "mul":
-            pass
-        elif name == "relu":
-            if es[0] != _NEG and not es[0] < ms[0] - 1.0 and doubtful is None:
+        if kind == _LINEAR_KIND:
+            e = NEG if exact_when is not None and exact_when(operands, prec) else m + half
+            for p, ej in zip(ps, es, strict=False):
+                if ej != NEG:
+                    if type(p) is int:
+                        e = lsum(e, ej)
+                    else:
+                        tp = p._mpf_
+                        e = lsum(e, tp[2] + tp[3] + ej + 1e-9)
+            errs[i] = NEG if pair is not None else e
+            if name == "divc":  # the partial 1/c rounds
+                tp = ps[0]._mpf_
+                perrs[i] = (tp[2] + tp[3] + rnd,)
+            continue
+        if kind == _MUL_KIND:
+            perrs[i] = (es[1], es[0])
+            e = NEG if exact_when(operands, prec) else m + half
+            e0, e1 = es
+            if e0 != NEG:
+                e = lsum(e, ms[1] + e0) if ms[1] != NEG else e
+            if e1 != NEG:
+                e = lsum(e, ms[0] + e1) if ms[0] != NEG else e
+                if e0 != NEG:
+                    e = lsum(e, e0 + e1)
+            errs[i] = e
+            continue
+        if kind == _RELU_KIND:
+            e0 = es[0]
+            certain = e0 == NEG or e0 < ms[0] - 1
+            if not certain and doubtful is None:
                 doubtful, reason = i, "the sign of relu's input is uncertain"
-        else:
-            for j, r in enumerate(_PARTIAL_REL[name](ms, es, c)):
-                if r != _NEG:
-                    pe[j] = _lsum(pe[j], math.inf if pm[j] == _NEG else pm[j] + r + 1.0)
-                    if doubtful is None and not pe[j] - pm[j] + 1.0 < _VALID:
-                        doubtful, reason = i, f"an operand of {name} is too inexact"
+            errs[i] = e0 if (operands[0] > 0 or not certain) else NEG
+            continue
+        # nonlinear ops: partials round, and move with their operands' errors
+        pm = []
+        pe = []
+        for j, r in enumerate(prel(ms, es, c)):
+            p = ps[j]
+            if type(p) is int:
+                pmj = 1 if p else NEG
+                pej = NEG
+            else:
+                tp = p._mpf_
+                pmj = tp[2] + tp[3] if tp[1] else NEG
+                pej = pmj + rnd if tp[1] else NEG
+            if r != NEG:
+                pej = lsum(pej, math.inf if pmj == NEG else pmj + r + 1)
+                if doubtful is None and not pej - pmj + 1 < _VALID:
+                    doubtful, reason = i, f"an operand of {name} is too inexact"
+            pm.append(pmj)
+            pe.append(pej)
         perrs[i] = pe
-        if pair:
+        if pair is not None:
             continue  # errs[i] stays exact
-        exact_when = _EXACT_WHEN.get(name)
-        e = _NEG if exact_when is not None and exact_when(operands, prec) else _mulb(m, rnd)
+        e = m + rnd if m != NEG else NEG
         for pmj, pej, ej in zip(pm, pe, es, strict=False):
-            if ej != _NEG:
-                e = _lsum(e, _lsum(_mulb(pmj, ej), pej + ej))
+            if ej != NEG:
+                e = lsum(e, lsum(pmj + ej if pmj != NEG else NEG, pej + ej))
         errs[i] = e
 
     # reverse mode: grads[a] += grads[i] * d node_i / d node_a
     grads: list[Any] = [None] * n
-    gerrs = [_NEG] * n
+    gerrs: list[Any] = [NEG] * n
     grads[n - 1] = ctx.mpf(1)
-    for i in range(n - 1, -1, -1):
+    mul_exact, sum_exact = _mul_exact, _sum_exact
+    for row in reversed(plan.rows):
+        i = row[0]
+        where[0] = i
         g = grads[i]
-        if g is None or ops[i] is None:
+        if g is None:
             continue
         ge = gerrs[i]
-        if not g and ge == _NEG:
+        if not g and ge == NEG:
             continue
-        gm = _mag(g)
         ps = partials[i]
-        pe = perrs[i]
-        for j, a in enumerate(all_args[i]):
+        if track:
+            tg = g._mpf_
+            gm = tg[2] + tg[3] if tg[1] else NEG
+            pe = perrs[i]
+        for j, a in enumerate(row[2]):
             p = ps[j]
             te = ge
             if type(p) is int:
                 if p == 0:
                     continue
-                t = g if p == 1 else -g
+                tv = g if p == 1 else -g
             else:
-                t = g * p
+                tv = g * p
                 if track:
-                    te = _lsum(_mulb(_mag(p), ge), _mulb(gm, pe[j]))
-                    te = _lsum(te, _mulb(ge, pe[j]))
-                    if not _mul_exact(g, p, prec):
-                        te = _lsum(te, _mag(t) + 1.0 - prec)
+                    tp = p._mpf_
+                    pmj = tp[2] + tp[3] if tp[1] else NEG
+                    pej = pe[j] if pe else NEG
+                    te = lsum(pmj + ge if pmj != NEG else NEG, gm + pej if gm != NEG else NEG)
+                    if pej != NEG:
+                        te = lsum(te, ge + pej)
+                    if not mul_exact(g, p, prec):
+                        tt = tv._mpf_
+                        te = lsum(te, tt[2] + tt[3] - prec)
             old = grads[a]
             if old is None:
-                grads[a] = t
+                grads[a] = tv
                 gerrs[a] = te
             else:
-                s = grads[a] = old + t
+                sv = grads[a] = old + tv
                 if track:
-                    e = _lsum(gerrs[a], te)
-                    gerrs[a] = e if _sum_exact(old, t, prec) else _lsum(e, _mag(s) + 1.0 - prec)
+                    e = lsum(gerrs[a], te)
+                    if not sum_exact(old, tv, prec):
+                        ts = sv._mpf_
+                        e = lsum(e, ts[2] + ts[3] - prec)
+                    gerrs[a] = e
     return _Run(values, errs, grads, gerrs, kinks, doubtful, reason)
 
 
@@ -543,9 +605,9 @@ def exact_graph(graph: Graph, *, prec: int | None = None,
             last = p >= max_prec
             tried.append(p)
             run = _run(graph, plan, ctx, p, track=True, last=last)
-            missing, where, what = _missing(graph, run)
+            missing, where, what, vf, gf = _certify(graph, run)
             if missing <= 0:
-                return _result(graph, run, p, tuple(tried), certified=True)
+                return _result(graph, run, p, tuple(tried), True, vf, gf)
             if last:
                 raise Unresolved(where, f"{what} is not certified at {p} bits "
                                         f"(max_prec={max_prec})")
@@ -554,42 +616,48 @@ def exact_graph(graph: Graph, *, prec: int | None = None,
         ctx.prec = saved
 
 
-def _missing(graph: Graph, run: _Run) -> tuple[float, int | None, str]:
-    """How many more bits the worst result needs (<= 0: all certified), and where."""
+def _certify(graph: Graph, run: _Run) -> tuple[float, int | None, str, list[float],
+                                                list[float]]:
+    """How many more bits the worst result needs (<= 0: all certified), where, and
+    the float64 roundings of every value and leaf gradient."""
     if run.doubtful is not None:
-        return 64.0, run.doubtful, run.reason
+        return 64.0, run.doubtful, run.reason, [], []
     worst, where, what = 0.0, None, ""
+    values_f64: list[float] = []
     for i, (v, e) in enumerate(zip(run.values, run.errs, strict=True)):
-        if e == _NEG:
-            continue
-        _, ok = _certain(v, e)
+        f, ok = _certain(v, e)
+        values_f64.append(f)
         if not ok:
             need = e - (_mag(v) - 53 - 8) if v else e + 1080
             if need > worst or where is None:
                 worst, where, what = max(need, 1.0), i, f"the value of node {i}"
+    grad_f64: list[float] = []
     for k, leaf in enumerate(graph.leaves):
         g, e = run.grads[leaf], run.gerrs[leaf]
-        if g is None or e == _NEG:
+        if g is None:
+            grad_f64.append(0.0)
             continue
-        _, ok = _certain(g, e)
+        f, ok = _certain(g, e)
+        grad_f64.append(f)
         if not ok:
             need = e - (_mag(g) - 53 - 8) if g else e + 1080
             if need > worst or where is None:
                 worst, where, what = max(need, 1.0), leaf, f"the gradient of leaf {k}"
-    return worst, where, what
+    return worst, where, what, values_f64, grad_f64
 
 
 def _result(graph: Graph, run: _Run, prec: int, tried: tuple[int, ...],
-            certified: bool) -> Exact:
+            certified: bool, values_f64: Sequence[float] | None = None,
+            grad_f64: Sequence[float] | None = None) -> Exact:
     ctx = _context()
     zero = ctx.mpf(0)
     grads = tuple(zero if run.grads[i] is None else run.grads[i] for i in graph.leaves)
     values = tuple(run.values)
-    values_f64 = tuple(round_to(v) for v in values)
-    grad_f64 = tuple(round_to(g) for g in grads)
-    overflow = math.isinf(values_f64[-1]) or any(math.isinf(g) for g in grad_f64)
+    vf = tuple(values_f64) if values_f64 is not None else tuple(round_to(v) for v in values)
+    gf = tuple(grad_f64) if grad_f64 is not None else tuple(round_to(g) for g in grads)
+    overflow = math.isinf(vf[-1]) or any(math.isinf(g) for g in gf)
     return Exact(graph=graph, value=values[-1], grad=grads, values=values,
-                 value_f64=values_f64[-1], grad_f64=grad_f64, values_f64=values_f64,
+                 value_f64=vf[-1], grad_f64=gf, values_f64=vf,
                  prec=prec, overflow=overflow, kinks=tuple(run.kinks),
                  certified=certified, precisions=tried)
 

@@ -1,0 +1,443 @@
+"""The exact oracle, checked against an independent forward mode and known answers.
+
+The forward mode below is written here from the textbook derivatives (not
+from the op table the oracle reads), runs at 1200 bits with no error
+tracking, and propagates a gradient vector with every value. On
+hypothesis-generated graphs the oracle's certified float64 roundings must
+equal the roundings of this forward mode, and both must agree on which node,
+if any, leaves its op's domain.
+"""
+
+import importlib
+import math
+import struct
+import threading
+import warnings
+
+import mpmath
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from gradcert.graph import OPS, DomainError, Graph, Node, trace
+from gradcert.oracle import Exact, Unresolved, exact, exact_graph, round_to, ulp_distance
+
+FWD_PREC = 1200
+# the module, not the function `exact` that gradcert.oracle exports under its name
+oracle_exact = importlib.import_module("gradcert.oracle.exact")
+
+# -- an independent forward mode ---------------------------------------------
+
+
+class _FwdDomain(Exception):
+    def __init__(self, node):
+        self.node = node
+
+
+class _FwdRange(Exception):
+    """An exp-like op of an argument beyond 2**512: no usable result."""
+
+
+def forward_mode(graph, prec=FWD_PREC):
+    """(value, [d out / d leaf]) as mpfs, by forward-mode dual vectors."""
+    ctx = mpmath.MPContext()
+    ctx.prec = prec
+    leaves = graph.leaves
+    k = len(leaves)
+    vals, ders = [], []
+    for i, n in enumerate(graph.nodes):
+        if n.op == "leaf":
+            vals.append(ctx.mpf(n.value))
+            ders.append([ctx.mpf(int(j == leaves.index(i))) for j in range(k)])
+            continue
+        xs = [vals[a] for a in n.args]
+        dx = [ders[a] for a in n.args]
+        c = None if n.const is None else ctx.mpf(n.const)
+        x = xs[0]
+        d0 = dx[0]
+        op = n.op
+        if op in ("exp", "tanh", "sigmoid") and abs(x) > ctx.mpf(2) ** 512:
+            raise _FwdRange
+        if op in ("add", "sub", "mul", "div"):
+            y, d1 = xs[1], dx[1]
+            if op == "add":
+                v, d = x + y, [a + b for a, b in zip(d0, d1)]
+            elif op == "sub":
+                v, d = x - y, [a - b for a, b in zip(d0, d1)]
+            elif op == "mul":
+                v, d = x * y, [a * y + x * b for a, b in zip(d0, d1)]
+            else:
+                if y == 0:
+                    raise _FwdDomain(i)
+                v, d = x / y, [(a * y - x * b) / (y * y) for a, b in zip(d0, d1)]
+        elif op in ("addc", "raddc"):
+            v, d = x + c, d0
+        elif op == "subc":
+            v, d = x - c, d0
+        elif op == "rsubc":
+            v, d = c - x, [-a for a in d0]
+        elif op in ("mulc", "rmulc"):
+            v, d = x * c, [a * c for a in d0]
+        elif op == "divc":
+            if c == 0:
+                raise _FwdDomain(i)
+            v, d = x / c, [a / c for a in d0]
+        elif op == "rdivc":
+            if x == 0:
+                raise _FwdDomain(i)
+            v, d = c / x, [-c * a / (x * x) for a in d0]
+        elif op == "neg":
+            v, d = -x, [-a for a in d0]
+        elif op == "powc":
+            integer = float(n.const).is_integer()
+            if (not integer and x <= 0) or (c < 0 and x == 0):
+                raise _FwdDomain(i)
+            v = ctx.power(x, c)
+            s = c * ctx.power(x, c - 1) if c != 0 else ctx.mpf(0)
+            d = [s * a for a in d0]
+        elif op == "log":
+            if x <= 0:
+                raise _FwdDomain(i)
+            v, d = ctx.ln(x), [a / x for a in d0]
+        elif op == "exp":
+            v = ctx.exp(x)
+            d = [v * a for a in d0]
+        elif op == "relu":
+            v = x if x > 0 else ctx.mpf(0)
+            d = d0 if x > 0 else [ctx.mpf(0)] * k
+        elif op == "tanh":
+            v = ctx.tanh(x)
+            s = ctx.sech(x) ** 2
+            d = [s * a for a in d0]
+        elif op == "sigmoid":
+            e = ctx.exp(-x)
+            v = 1 / (1 + e)
+            s = e / (1 + e) ** 2
+            d = [s * a for a in d0]
+        else:  # pragma: no cover - a new op needs a line here
+            raise AssertionError(f"forward mode lacks {op}")
+        vals.append(v)
+        ders.append(d)
+    return vals, ders[-1]
+
+
+# -- a small graph strategy, biased to cancellation and domain edges ---------
+
+LEAF_VALUES = st.one_of(
+    st.floats(-4, 4, allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, 1.0, -1.0, 0.5, 2.0, 1e-20, 1e16, -3.0, 20.0, 40.0, 1e-300]),
+    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+)
+CONSTS = st.one_of(
+    st.sampled_from([2.0, 3.0, 0.5, -1.0, 1.5, 0.0, -2.0, 1e16, 1e-3, 1.0, -0.5, 10.0]),
+    st.floats(-5, 5, allow_nan=False, allow_infinity=False),
+)
+OP_NAMES = sorted(OPS)
+
+
+@st.composite
+def small_graphs(draw, max_ops=12):
+    n_leaves = draw(st.integers(1, 3))
+    nodes = [Node.leaf(draw(LEAF_VALUES)) for _ in range(n_leaves)]
+    for _ in range(draw(st.integers(1, max_ops))):
+        name = draw(st.sampled_from(OP_NAMES))
+        op = OPS[name]
+        last = len(nodes) - 1
+        pick = st.one_of(st.integers(max(0, last - 2), last), st.integers(0, last))
+        args = tuple(draw(pick) for _ in range(op.arity))
+        const = draw(CONSTS) if op.has_const else None
+        if name == "powc" and const is not None and abs(const) > 3:
+            const = float(round(const))
+        nodes.append(Node(name, args, const))
+    return Graph(tuple(nodes))
+
+
+def _round_all(values):
+    return tuple(round_to(v) for v in values)
+
+
+@settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_graphs())
+def test_oracle_matches_independent_forward_mode(g):
+    # The reference runs at 1200 bits, and again at 8000 where it disagrees with
+    # the oracle: a float64 leaf of 1e-300 added to 5e299 needs ~2000 bits to
+    # be exact, and a fixed-precision reference is then the one that is wrong.
+    for prec in (FWD_PREC, 8000):
+        try:
+            fwd_values, fwd_grad = forward_mode(g, prec)
+            fwd_bad = None
+        except _FwdDomain as e:
+            fwd_bad = e.node
+        except _FwdRange:
+            with pytest.raises((Unresolved, DomainError)):
+                exact_graph(g, max_prec=2048)
+            return
+        try:
+            ex = exact_graph(g, max_prec=2048)
+        except DomainError as e:
+            if e.node == fwd_bad and prec == FWD_PREC:
+                assert e.op == g.nodes[e.node].op
+                return
+            assert e.node == fwd_bad, f"oracle: domain error at {e.node}; reference: {fwd_bad}"
+            return
+        except Unresolved:
+            assume(False)
+        agree = (fwd_bad is None and ex.values_f64 == _round_all(fwd_values)
+                 and ex.grad_f64 == _round_all(fwd_grad))
+        if agree:
+            break
+    assert fwd_bad is None, f"the reference left the domain at node {fwd_bad}, the oracle did not"
+    assert ex.certified and ex.prec in ex.precisions
+    assert ex.values_f64 == _round_all(fwd_values)
+    assert ex.grad_f64 == _round_all(fwd_grad)
+
+
+def test_reference_at_1200_bits_is_not_enough_here():
+    # the case that made the reference above escalate: the oracle gets it right
+    g = trace(lambda x, y: y / (x + x) + (1e16 * x - y / (x + x)), [1e-300, 1.0])
+    ex = exact_graph(g)
+    assert ex.value_f64 == 1e16 * 1e-300 and ex.grad_f64 == (1e16, 0.0)
+    assert round_to(forward_mode(g, FWD_PREC)[0][-1]) == 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(small_graphs(max_ops=25))
+def test_certified_roundings_survive_much_higher_precision(g):
+    try:
+        ex = exact_graph(g, max_prec=2048)
+    except (DomainError, Unresolved):
+        assume(False)
+    hi = exact_graph(g, prec=ex.prec * 4 + 256)
+    assert not hi.certified
+    assert ex.values_f64 == hi.values_f64
+    assert ex.grad_f64 == hi.grad_f64
+
+
+# -- known answers ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("big", [1e16, 1e30, 2.0**200])
+def test_cancellation_that_fools_two_precisions(big):
+    # (x + big) - big is stable at 53 and 60 bits alike (and wrong); exact is x
+    ex = exact(lambda x: (x + big) - big, [1.0])
+    assert ex.value_f64 == 1.0
+    assert ex.grad_f64 == (1.0,)
+
+
+def test_expm1_cancellation_escalates():
+    ex = exact(lambda x: (x.exp() - 1.0) / x, [1e-30])
+    assert ex.value_f64 == 1.0
+    assert ex.grad_f64 == (0.5,)  # d/dx (e^x - 1)/x at 0 is 1/2
+    assert len(ex.precisions) > 1
+
+
+def test_one_minus_tanh_squared_far_out():
+    x = 20.0
+    ex = exact(lambda t: 1.0 - t.tanh() ** 2, [x])
+    ctx = mpmath.MPContext()
+    ctx.prec = 2000
+    want = ctx.sech(ctx.mpf(x)) ** 2
+    assert ex.value_f64 == round_to(want) != 0.0
+    assert ex.grad_f64 == (round_to(-2 * want * ctx.tanh(ctx.mpf(x))),)
+
+
+def test_exact_zero_is_a_stable_zero():
+    ex = exact(lambda x: x - x, [0.1])
+    assert ex.value_f64 == 0.0 and ex.grad_f64 == (0.0,)
+    assert ex.precisions == (oracle_exact.START_PREC,)
+
+
+def test_identical_subexpressions_cancel_exactly():
+    ex = exact(lambda x: (x.tanh() - x.tanh()) * 3.0 + (x.exp() / x.exp()), [0.3])
+    assert ex.value_f64 == 1.0
+    assert ex.grad_f64 == (0.0,)
+
+
+def test_inexact_zero_into_log_is_unresolved():
+    g = trace(lambda x, y: (x.tanh() - y.tanh()).log(), [0.5, 0.5])
+    with pytest.raises(Unresolved) as info:
+        exact_graph(g, max_prec=600)
+    assert info.value.node == 5 and "600 bits" in str(info.value)
+
+
+@pytest.mark.parametrize("f, x, node, op", [
+    (lambda x: (x - 1.0).log(), 1.0, 2, "log"),
+    (lambda x: (x - 2.0).log(), 1.0, 2, "log"),
+    (lambda x: (x - 1.0) ** -1.0, 1.0, 2, "powc"),
+    (lambda x: (-x) ** 0.5, 2.0, 2, "powc"),
+    (lambda x: x / (x - x), 2.0, 2, "div"),
+    (lambda x: 1.0 / (x - x), 2.0, 2, "rdivc"),
+])
+def test_domain_errors_name_node_op_and_input(f, x, node, op):
+    with pytest.raises(DomainError) as info:
+        exact(f, [x])
+    e = info.value
+    assert (e.node, e.op) == (node, op)
+    assert e.inputs and e.reason
+    assert f"node {node}: {op}(" in str(e)
+
+
+def test_overflow_is_marked_not_compared():
+    ex = exact(lambda x: x.exp() * 2.0, [800.0])
+    assert ex.overflow
+    assert ex.value_f64 == math.inf and ex.grad_f64 == (math.inf,)
+    assert ex.value > mpmath.mpf(2) ** 1024  # the exact value is still there
+    small = exact(lambda x: x.exp() * 0.0, [800.0])
+    assert small.value_f64 == 0.0 and not small.overflow
+
+
+def test_kinks_are_listed():
+    ex = exact(lambda x, y: (x - y).relu() + x.relu(), [1.0, 1.0])
+    assert ex.kinks == (3,)
+    assert ex.grad_f64 == (1.0, 0.0)
+
+
+def test_relu_sign_uncertain_escalates():
+    # e^x - 1 - x is positive (~ x^2/2) but computed from rounded terms
+    ex = exact(lambda x: (x.exp() - 1.0 - x).relu(), [1e-25])
+    assert ex.value_f64 == round_to(mpmath.mpf(1e-25) ** 2 / 2 * (1 + mpmath.mpf(1e-25) / 3))
+    assert len(ex.precisions) > 1
+
+
+def test_results_carry_mpf_and_graph():
+    ex = exact(lambda x, y: x * y, [3.0, 5.0])
+    assert isinstance(ex, Exact)
+    assert isinstance(ex.value, mpmath.ctx_mp_python.mpf) or hasattr(ex.value, "_mpf_")
+    assert ex.value == 15 and ex.grad == (5, 3)
+    assert ex.values_f64 == (3.0, 5.0, 15.0)
+    assert ex.graph.output == 2
+    assert "15.0" in repr(ex)
+
+
+def test_unused_leaf_gets_zero_gradient():
+    ex = exact(lambda x, y: x * 2.0, [3.0, 5.0])
+    assert ex.grad_f64 == (2.0, 0.0)
+
+
+def test_fixed_precision_is_not_certified():
+    ex = exact(lambda x: (x + 1e30) - 1e30, [1.0], prec=60)
+    assert not ex.certified and ex.prec == 60
+    with pytest.raises(ValueError, match="prec"):
+        exact(lambda x: x * 2.0, [1.0], prec=1)
+
+
+def test_bad_graph_argument():
+    with pytest.raises(TypeError, match="Graph"):
+        exact_graph([1.0])
+
+
+def test_beyond_range_is_unresolved():
+    with pytest.raises(Unresolved, match="beyond"):
+        exact(lambda x: x.exp().exp().exp().exp(), [10.0])
+
+
+def test_global_mpmath_precision_untouched():
+    before = mpmath.mp.prec
+    mpmath.mp.prec = 20  # a caller's setting must not leak into the oracle either
+    try:
+        ex = exact(lambda x: x.log(), [3.0])
+        assert ex.value_f64 == math.log(3.0)
+        assert mpmath.mp.prec == 20
+    finally:
+        mpmath.mp.prec = before
+
+
+def test_threads_use_their_own_context():
+    results = []
+
+    def work(x):
+        results.append((x, exact(lambda t: (t + 1e30) - 1e30 + t.tanh(), [x]).value_f64))
+
+    threads = [threading.Thread(target=work, args=(float(k),)) for k in range(1, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [(float(k), float(k) + math.tanh(float(k))) for k in range(1, 5)]
+
+
+def test_warns_once_without_gmpy(monkeypatch):
+    monkeypatch.setattr(mpmath.libmp, "BACKEND", "python")
+    monkeypatch.setattr(oracle_exact, "_warned", False)
+    monkeypatch.setattr(oracle_exact._local, "ctx", None, raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exact(lambda x: x * 2.0, [1.0])
+        oracle_exact._local.ctx = None
+        exact(lambda x: x * 2.0, [1.0])
+    assert [str(w.message).count("gmpy2") for w in caught] == [2]
+
+
+def test_gmpy_backend_is_in_use():
+    assert mpmath.libmp.BACKEND == "gmpy"
+
+
+# -- round_to ---------------------------------------------------------------
+
+
+def _neighbours64(f):
+    return math.nextafter(f, -math.inf), math.nextafter(f, math.inf)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(1, 2**200), st.integers(-1300, 1100), st.booleans())
+def test_round_to_float64_is_nearest(man, exp, neg):
+    ctx = mpmath.MPContext()
+    ctx.prec = 400
+    x = ctx.ldexp(ctx.mpf(-man if neg else man), exp - 100)
+    f = round_to(x)
+    if math.isinf(f):
+        assert abs(x) >= ctx.mpf(2) ** 1024 - ctx.mpf(2) ** 970
+        return
+    lo, hi = _neighbours64(f)
+    d = abs(x - f)
+    for g in (lo, hi):
+        if math.isfinite(g):
+            assert d <= abs(x - g)
+            if d == abs(x - g):  # a tie goes to the even significand
+                assert struct.unpack("<q", struct.pack("<d", f))[0] % 2 == 0
+
+
+def _f32_step(f, up):
+    bits = struct.unpack("<i", struct.pack("<f", f))[0]
+    if f == 0:
+        bits = 1 if up else -2147483647
+    elif (f > 0) == up:
+        bits += 1
+    else:
+        bits -= 1
+    return struct.unpack("<f", struct.pack("<i", bits))[0]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(1, 2**80), st.integers(-200, 160), st.booleans())
+def test_round_to_float32_is_nearest(man, exp, neg):
+    ctx = mpmath.MPContext()
+    ctx.prec = 200
+    x = ctx.ldexp(ctx.mpf(-man if neg else man), exp - 40)
+    f = round_to(x, "float32")
+    if math.isinf(f):
+        assert abs(x) >= ctx.mpf(2) ** 128 - ctx.mpf(2) ** 103
+        return
+    assert struct.unpack("<f", struct.pack("<f", f))[0] == f  # a float32 value
+    d = abs(x - f)
+    for g in (_f32_step(f, False), _f32_step(f, True)):
+        if math.isfinite(g):
+            assert d <= abs(x - g)
+
+
+def test_round_to_edges():
+    assert round_to(mpmath.mpf(0)) == 0.0
+    assert round_to(2**-1075) == 0.0  # a tie with 0: to even
+    assert round_to(mpmath.ldexp(3, -1076)) == 5e-324
+    assert round_to(-(2**1024)) == -math.inf
+    assert round_to(2**100 + 1) == 2.0**100  # ints are rounded exactly once
+    assert round_to(0.1) == 0.1
+    assert round_to(mpmath.mpf(2) ** -150, "float32") == 0.0
+    assert round_to(mpmath.ldexp(3, -151), "float32") == 2.0**-149
+    with pytest.raises(ValueError, match="dtype"):
+        round_to(1.0, "float16")
+    with pytest.raises(ValueError, match="finite"):
+        round_to(mpmath.inf)
+    with pytest.raises(TypeError):
+        round_to("1.0")
