@@ -31,6 +31,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,37 +234,31 @@ def ensure_recursion_limit(nodes: int) -> int:
     return sys.getrecursionlimit()
 
 
+def _paused(gc_paused: bool) -> AbstractContextManager[None]:
+    from gradcert.engine.value import no_gc
+
+    return no_gc() if gc_paused else nullcontext()
+
+
 def time_graph(plan: Plan, value: Any, gc_paused: bool) -> tuple[float, float, Any]:
     """Seconds to build the graph and to run backward; and the graph's nodes."""
     gc.collect()
-    was = gc.isenabled()
-    if gc_paused:
-        gc.disable()
-    try:
+    with _paused(gc_paused):
         t0 = time.perf_counter()
         v = replay_values(plan, value)
         t1 = time.perf_counter()
         v[-1].backward()
         t2 = time.perf_counter()
-    finally:
-        if was:
-            gc.enable()
     return t1 - t0, t2 - t1, v
 
 
 def time_floats(plan: Plan, gc_paused: bool) -> float:
     """Seconds for the plain-float forward."""
     gc.collect()
-    was = gc.isenabled()
-    if gc_paused:
-        gc.disable()
-    try:
+    with _paused(gc_paused):
         t0 = time.perf_counter()
         replay_floats(plan)
         t1 = time.perf_counter()
-    finally:
-        if was:
-            gc.enable()
     return t1 - t0
 
 
@@ -314,14 +309,15 @@ def chain(n: int, value: Any) -> Any:
     return v
 
 
-def time_chain(n: int, value: Any) -> tuple[float, float]:
+def time_chain(n: int, value: Any, gc_paused: bool = False) -> tuple[float, float]:
     """Seconds per node for building a chain of n ops and for its backward."""
     gc.collect()
-    t0 = time.perf_counter()
-    v = chain(n, value)
-    t1 = time.perf_counter()
-    v.backward()
-    t2 = time.perf_counter()
+    with _paused(gc_paused):
+        t0 = time.perf_counter()
+        v = chain(n, value)
+        t1 = time.perf_counter()
+        v.backward()
+        t2 = time.perf_counter()
     del v
     gc.collect()
     return (t1 - t0) / n, (t2 - t1) / n
@@ -372,10 +368,16 @@ def run(nodes: int, repeats: int, seed: int, chains: Sequence[int],
     chain_rows = []
     gv = engines["gradcert"]
     for n in chains:
-        reps = [time_chain(n, gv) for _ in range(3 if n <= 100_000 else 1)]
-        chain_rows.append({"ops": n,
-                           "build_ns_per_node": 1e9 * statistics.median(b for b, _ in reps),
-                           "backward_ns_per_node": 1e9 * statistics.median(w for _, w in reps)})
+        k = 3 if n <= 100_000 else 1
+        on = [time_chain(n, gv) for _ in range(k)]
+        off = [time_chain(n, gv, gc_paused=True) for _ in range(k)]
+        chain_rows.append({
+            "ops": n,
+            "build_ns_per_node": 1e9 * statistics.median(b for b, _ in on),
+            "backward_ns_per_node": 1e9 * statistics.median(w for _, w in on),
+            "build_gc_paused_ns_per_node": 1e9 * statistics.median(b for b, _ in off),
+            "backward_gc_paused_ns_per_node": 1e9 * statistics.median(w for _, w in off),
+        })
 
     result: dict[str, Any] = {
         "nodes": plan.nodes, "leaves": len(plan.inputs), "seed": seed, "repeats": repeats,
@@ -437,10 +439,13 @@ def report(res: dict[str, Any]) -> str:
     lines += ["", "bytes per node (tracemalloc, graph build): "
               + ", ".join(f"{k} {v:.0f}" for k, v in mem.items())]
     if res["chain"]:
-        lines += ["", "gradcert chain, GC on   build ns/node   backward ns/node"]
+        lines += ["", f"{'gradcert chain, ns/node':<26}{'build':>12}{'build':>12}"
+                      f"{'backward':>12}",
+                  f"{'':<26}{'(GC on)':>12}{'(GC paused)':>12}{'(GC on)':>12}"]
         for c in res["chain"]:
-            lines.append(f"{c['ops']:>16,} ops{c['build_ns_per_node']:>16.0f}"
-                         f"{c['backward_ns_per_node']:>19.0f}")
+            lines.append(f"{format(c['ops'], ',') + ' ops':>26}{c['build_ns_per_node']:>12.0f}"
+                         f"{c['build_gc_paused_ns_per_node']:>12.0f}"
+                         f"{c['backward_ns_per_node']:>12.0f}")
     return "\n".join(lines)
 
 
