@@ -117,3 +117,22 @@ def test_main_prints_a_table(capsys):
     assert be.main(["--nodes", "1000", "--repeats", "1", "--chain", "0"]) == 0
     out = capsys.readouterr().out
     assert "gradcert, GC on (default)" in out and "bytes per node" in out
+
+
+def test_no_gc_pauses_and_restores_the_collector_even_on_error():
+    import gc
+
+    assert gc.isenabled()
+    with pytest.raises(ZeroDivisionError), value_module.no_gc():
+        with value_module.no_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner block found it paused, so leaves it paused
+        Value(1.0) / 0.0
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with value_module.no_gc():
+            pass
+        assert not gc.isenabled()  # paused by the caller: left as it was
+    finally:
+        gc.enable()
