@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gradcert.graph import OPS, DomainError, Graph, Node, trace
-from gradcert.oracle import Exact, Unresolved, exact, exact_graph, round_to, ulp_distance
+from gradcert.oracle import Exact, Unresolved, exact, exact_graph, round_to
 
 FWD_PREC = 1200
 # the module, not the function `exact` that gradcert.oracle exports under its name
@@ -61,15 +61,15 @@ def forward_mode(graph, prec=FWD_PREC):
         if op in ("add", "sub", "mul", "div"):
             y, d1 = xs[1], dx[1]
             if op == "add":
-                v, d = x + y, [a + b for a, b in zip(d0, d1)]
+                v, d = x + y, [a + b for a, b in zip(d0, d1, strict=True)]
             elif op == "sub":
-                v, d = x - y, [a - b for a, b in zip(d0, d1)]
+                v, d = x - y, [a - b for a, b in zip(d0, d1, strict=True)]
             elif op == "mul":
-                v, d = x * y, [a * y + x * b for a, b in zip(d0, d1)]
+                v, d = x * y, [a * y + x * b for a, b in zip(d0, d1, strict=True)]
             else:
                 if y == 0:
                     raise _FwdDomain(i)
-                v, d = x / y, [(a * y - x * b) / (y * y) for a, b in zip(d0, d1)]
+                v, d = x / y, [(a * y - x * b) / (y * y) for a, b in zip(d0, d1, strict=True)]
         elif op in ("addc", "raddc"):
             v, d = x + c, d0
         elif op == "subc":

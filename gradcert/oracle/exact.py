@@ -260,6 +260,26 @@ _EXACT_WHEN: dict[str, Callable[[tuple[Any, ...], int], bool]] = {
 }
 
 
+_SPECIAL = {"exp": (0, 1), "log": (1, 0), "tanh": (0, 0), "sigmoid": (0, 0.5)}
+
+
+def _exact_point(name: str, operands: tuple[Any, ...], es: list[Any], prec: int) -> bool:
+    """Whether a nonlinear op on exact operands gave an exact result: exp(0) = 1,
+    log(1) = 0, tanh(0) = 0, sigmoid(0) = 1/2, x ** c for c in {0, 1}, or a
+    positive integer c small enough for x ** c to fit in ``prec`` bits."""
+    if any(e != _NEG for e in es):
+        return False
+    x = operands[0]
+    if name in _SPECIAL:
+        return bool(x == _SPECIAL[name][0])
+    if name == "powc":
+        c = operands[1]
+        if c == 0 or c == 1:
+            return True
+        return bool(c > 0 and c == int(c) and (not x or x._mpf_[3] * int(c) <= prec))
+    return False
+
+
 def _lsum(a: float, b: float) -> float:
     """log2(2**a + 2**b)."""
     if a < b:
@@ -503,15 +523,18 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
                 pmj = tp[2] + tp[3] if tp[1] else NEG
                 pej = pmj + rnd if tp[1] else NEG
             if r != NEG:
-                pej = lsum(pej, math.inf if pmj == NEG else pmj + r + 1)
-                if doubtful is None and not pej - pmj + 1 < _VALID:
+                if pmj != NEG:
+                    pej = lsum(pej, pmj + r + 1)
+                elif not (es[0] == NEG if name == "div" else all(e == NEG for e in es)):
+                    pej = math.inf  # a zero partial (-x/y**2, c*x**(c-1)) from inexact x
+                if doubtful is None and pej != NEG and not pej - pmj + 1 < _VALID:
                     doubtful, reason = i, f"an operand of {name} is too inexact"
             pm.append(pmj)
             pe.append(pej)
         perrs[i] = pe
         if pair is not None:
             continue  # errs[i] stays exact
-        e = m + rnd if m != NEG else NEG
+        e = m + rnd if m != NEG and not _exact_point(name, operands, es, prec) else NEG
         for pmj, pej, ej in zip(pm, pe, es, strict=False):
             if ej != NEG:
                 e = lsum(e, lsum(pmj + ej if pmj != NEG else NEG, pej + ej))
