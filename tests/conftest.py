@@ -9,4 +9,5 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("GRADCERT_TEST_PROFILE", "dev"))
+settings.load_profile(
+    "ci" if os.environ.get("CI") else os.environ.get("GRADCERT_TEST_PROFILE", "dev"))

@@ -88,8 +88,8 @@ def test_check_agreement_sees_a_difference(plan):
 def test_backward_order_dense_and_sorted_agree(plan):
     """backward's index-placed order equals the sort-based fallback's."""
     out = be.replay_values(plan, Value)[-1]
-    dense = [v for v in value_module._by_creation(out) if v is not None]
-    assert [id(v) for v in dense] == [id(v) for v in value_module._sorted(out)]
+    dense = [v for v in value_module._by_creation(out, {}) if v is not None]
+    assert [id(v) for v in dense] == [id(v) for v in value_module._sorted(out, {})]
     assert all(a._i > b._i for a, b in zip(dense, dense[1:], strict=False))
 
 
@@ -99,7 +99,8 @@ def test_backward_with_sparse_creation_indices(monkeypatch, slack):
     monkeypatch.setattr(value_module, "_DENSE_SLACK", slack)
     calls = []
     sort = value_module._sorted
-    monkeypatch.setattr(value_module, "_sorted", lambda root: calls.append(root) or sort(root))
+    monkeypatch.setattr(value_module, "_sorted",
+                        lambda root, leaves: calls.append(root) or sort(root, leaves))
     x = Value(3.0)
     h = x * x  # an inner node much older than the rest of the graph
     junk = [Value(1.0) * 2.0 for _ in range(1 << 15)]
@@ -109,7 +110,7 @@ def test_backward_with_sparse_creation_indices(monkeypatch, slack):
     # y = (2x^2 + x)(x^2 + 1); dy/dx = (4x + 1)(x^2 + 1) + (2x^2 + x) 2x at x = 3
     assert x.grad == 13.0 * 10.0 + 21.0 * 6.0
     assert len(calls) == (slack < 1 << 15)  # the fallback ran only when the slack was small
-    order = value_module._by_creation(y)
+    order = value_module._by_creation(y, {})
     assert [v.data for v in order if v is not None] == [y.data, 10.0, 21.0, 18.0, 9.0]
 
 

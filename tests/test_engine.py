@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from gradcert.engine import Value
 from gradcert.graph import OPS, DomainError, Graph, Node, evaluate, node_operands
+from gradcert.properties.strategies import graphs
 
 
 def grads(f, *xs):
@@ -295,3 +296,25 @@ def test_engine_derivatives_match_mpmath_diff(name, pos, y, negate, c, pc):
         def partial(t, i=i):
             return f(*[t if j == i else point[j] for j in range(op.arity)])
         assert got[i] == pytest.approx(float(ctx.diff(partial, point[i])), rel=1e-13, abs=1e-15)
+
+
+@given(graph=graphs(max_nodes=40, max_leaves=3))
+@settings(max_examples=60, deadline=None)
+def test_second_backward_exactly_doubles_leaf_grads_of_random_graphs(graph):
+    # Leaves used many times sum their new gradient apart, so float addition
+    # order cannot make the second call differ from the first.
+    values: list = []
+    for n in graph.nodes:
+        if n.op == "leaf":
+            values.append(Value(n.value))
+        else:
+            args = [values[a] for a in n.args]
+            values.append(OPS[n.op].apply(*args, *(() if n.const is None else (n.const,))))
+    leaves = [values[i] for i in graph.leaves]
+    out = values[-1]
+    out.backward()
+    first = [v.grad for v in leaves]
+    inner = [v.grad for v in values if v not in leaves]
+    out.backward()
+    assert [v.grad for v in leaves] == [2 * g for g in first]
+    assert [v.grad for v in values if v not in leaves] == inner

@@ -9,8 +9,9 @@ Semantics:
 - Leaf gradients accumulate across ``backward`` calls (PyTorch with
   ``retain_graph=True``); ``zero_grad`` resets them.
 - Every ``backward`` recomputes the gradients of intermediate nodes from zero,
-  so none is ever stale: a second ``backward`` on the same output exactly
-  doubles every leaf gradient.
+  so none is ever stale, and sums each leaf's new gradient apart before adding
+  it to the old one: a second ``backward`` on the same output exactly doubles
+  every leaf gradient, also for leaves used many times.
 - Distinct nodes are distinct even when their values are equal.
 - ``relu'(0) = 0``.
 - Inputs outside an op's domain raise, naming the op and its input:
@@ -234,7 +235,11 @@ class Value:
         if self._a is None:
             self.grad += 1.0
             return
-        order = _by_creation(self)
+        leaves: dict[int, Value] = {}
+        order = _by_creation(self, leaves)
+        saved = [(v, v.grad) for v in leaves.values()]
+        for v, _ in saved:
+            v.grad = 0.0
         self.grad = 1.0
         for v in order:
             if v is None:
@@ -245,6 +250,8 @@ class Value:
                 b = v._b
                 if b is not None:
                     b.grad += v._db * g
+        for v, g in saved:  # leaves: this call's gradient, summed apart, then added
+            v.grad += g
 
     def zero_grad(self) -> None:
         """Reset this node's gradient (a leaf's accumulates otherwise)."""
@@ -288,8 +295,10 @@ def _number(x: Any, op: str) -> float:
     raise TypeError(f"unsupported operand for Value {op}: {type(x).__name__}")
 
 
-def _by_creation(root: Value) -> list[Any]:
+def _by_creation(root: Value, leaves: dict[int, Value]) -> list[Any]:
     """The inner nodes reachable from ``root``, newest first, their grads set to 0.
+
+    The leaves reachable from ``root`` are collected into ``leaves``.
 
     Node ``v`` sits at ``order[root._i - v._i]``, so the list comes out in
     topological order without a sort; indices no reachable inner node has
@@ -306,19 +315,25 @@ def _by_creation(root: Value) -> list[Any]:
     while stack:
         v = pop()
         a = v._a
-        if a._a is not None:
+        if a._a is None:
+            leaves[id(a)] = a
+        else:
             k = top - a._i
             if k >= len(order) and not _grow(order, k):
-                return _sorted(root)
+                return _sorted(root, leaves)
             if order[k] is None:
                 order[k] = a
                 a.grad = 0.0
                 push(a)
         b = v._b
-        if b is not None and b._a is not None:
+        if b is None:
+            continue
+        if b._a is None:
+            leaves[id(b)] = b
+        else:
             k = top - b._i
             if k >= len(order) and not _grow(order, k):
-                return _sorted(root)
+                return _sorted(root, leaves)
             if order[k] is None:
                 order[k] = b
                 b.grad = 0.0
@@ -335,7 +350,7 @@ def _grow(order: list[Any], k: int) -> bool:
     return True
 
 
-def _sorted(root: Value) -> list[Any]:
+def _sorted(root: Value, leaves: dict[int, Value]) -> list[Any]:
     """:func:`_by_creation` by a search and a sort, for sparse creation indices."""
     nodes: list[Any] = [root]
     seen = {id(root)}
@@ -344,7 +359,9 @@ def _sorted(root: Value) -> list[Any]:
     while stack:
         v = stack.pop()
         for c in (v._a, v._b):
-            if c is not None and c._a is not None and id(c) not in seen:
+            if c is not None and c._a is None:
+                leaves[id(c)] = c
+            elif c is not None and id(c) not in seen:
                 add(id(c))
                 push(c)
                 nodes.append(c)
