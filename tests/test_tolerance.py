@@ -474,3 +474,24 @@ def test_pytorch_float64_passes_on_300_graphs():
         vals[-1].backward()
         grads = [0.0 if x.grad is None else x.grad.item() for x in leaves]
         assert tolerance(graph, ex).check(vals[-1].item(), grads, ex) == [], graph
+
+
+def test_a_minus_a_is_exact_also_from_separate_nodes():
+    graph = trace(lambda x: (x.tanh() - x.tanh()).relu() * 3.0 + x, [0.3])
+    ex = exact_graph(graph)
+    tol = tolerance(graph, ex)
+    assert tol.check(*reference_engine(graph), ex) == []
+    # the relu's input is exactly 0 in every engine, so its branch is certain
+    assert tol.grad[0] < 1e-14
+    assert tol.check(ex.value_f64, [4.0], ex) != []
+
+
+def test_results_that_underflow_to_zero_are_within_the_bound():
+    graph = trace(lambda x: x.sigmoid() * 2.0, [-800.0])
+    ex = exact_graph(graph)
+    assert 0 < ex.value < 1e-300 and 0 < ex.grad[0] < 1e-300
+    value, grads = reference_engine(graph)
+    assert value == 0.0 and grads == [0.0]
+    tol = tolerance(graph, ex)
+    assert tol.check(value, grads, ex) == []
+    assert tol.value < 1e-320

@@ -53,6 +53,12 @@ UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24}
 UNDERFLOW = {"float64": 2.0**-1074, "float32": 2.0**-149}
 """The smallest subnormal: more than the absolute error one rounding may add near 0."""
 
+_TINY = {"float64": 2.0**-1022, "float32": 2.0**-126}  # the smallest normal number
+
+# + and - are exact when their result is below the normal range; so are they,
+# neg and relu, when it is 0.
+_ADDITIVE = frozenset({"add", "sub", "addc", "raddc", "subc", "rsubc", "neg", "relu"})
+
 SAFETY = 8.0
 """The factor between the model's estimate and the bound an engine is held to."""
 
@@ -355,9 +361,46 @@ def _const_effect(op: str, x: float, c: float, out: float) -> tuple[float, float
     return abs(out * lx), abs(_apow(x, c - 1) * (1.0 + c * lx))
 
 
-def _linear(graph: Graph, u: float, dtype: str) -> tuple[float, list[float]]:
+def _same(graph: Graph) -> list[int]:
+    """For each node, the first node that computes the same float in any engine.
+
+    Equal leaves, and the same op on the same operands (in either order when
+    it commutes) and constant, give the same float: so ``a - a`` is exactly 0,
+    also when each ``a`` is a separate node. (``a / a`` is not exactly 1 in an
+    engine that divides as ``a * (1/a)``.)
+    """
+    first: dict[tuple[Any, ...], int] = {}
+    same: list[int] = []
+    for i, node in enumerate(graph.nodes):
+        if node.op == "leaf":
+            key: tuple[Any, ...] = ("leaf", node.value, math.copysign(1.0, node.value))  # type: ignore[arg-type]
+        else:
+            args = [same[a] for a in node.args]
+            if OPS[node.op].commutative:
+                args.sort()
+            key = (node.op, *args, node.const)
+        same.append(first.setdefault(key, i))
+    return same
+
+
+def _identity(node: Any, same: list[int]) -> bool:
+    """``a - a``: exactly 0 in float arithmetic."""
+    return node.op == "sub" and same[node.args[0]] == same[node.args[1]]
+
+
+def _linear(graph: Graph, u: float, dtype: str,
+            same: list[int]) -> tuple[float, list[float]]:
     """First-order running error bounds of the value and the leaves' gradients."""
-    eta = UNDERFLOW[dtype]
+    eta, tiny = UNDERFLOW[dtype], _TINY[dtype]
+
+    def floor(x: float, factors: Sequence[float], errors: Sequence[float]) -> float:
+        """The underflow error of a product or function value x, unless a factor
+        is exactly 0 (its value 0 and its error bound 0)."""
+        if abs(x) >= tiny:
+            return 0.0
+        exact_zero = any(not v and not e for v, e in zip(factors, errors, strict=False))
+        return 0.0 if exact_zero else eta
+
     nodes = graph.nodes
     n = len(nodes)
     vals: list[float] = [0.0] * n
@@ -365,6 +408,10 @@ def _linear(graph: Graph, u: float, dtype: str) -> tuple[float, list[float]]:
     parts: list[tuple[float, ...]] = [()] * n
     derr: list[tuple[float, ...]] = [()] * n
     for i, node in enumerate(nodes):
+        c = same[i]
+        if c != i:
+            vals[i], fwd[i], parts[i], derr[i] = vals[c], fwd[c], parts[c], derr[c]
+            continue
         if node.op == "leaf":
             vals[i] = node.value  # type: ignore[assignment]
             fwd[i] = _to_dtype_error(vals[i], dtype, u)
@@ -385,9 +432,13 @@ def _linear(graph: Graph, u: float, dtype: str) -> tuple[float, list[float]]:
             p = (math.inf,) * op.arity
         parts[i] = p
         fx = [fwd[a] for a in node.args]
-        f = VALUE_ROUNDINGS[node.op] * (u * abs(out) + eta)
-        if node.op == "relu":
-            f = fx[0]  # relu is 1-Lipschitz on both sides of its kink
+        f = VALUE_ROUNDINGS[node.op] * u * abs(out)
+        if node.op not in _ADDITIVE:
+            f += VALUE_ROUNDINGS[node.op] * floor(out, xs, (*fx, 0.0))
+        if node.op == "relu":  # 1-Lipschitz; exactly 0 where the input is surely negative
+            f = fx[0] if xs[0] >= -fx[0] else 0.0
+        elif _identity(node, same):
+            f = 0.0
         else:
             for pk, fk in zip(p, fx, strict=False):
                 if fk:
@@ -405,7 +456,7 @@ def _linear(graph: Graph, u: float, dtype: str) -> tuple[float, list[float]]:
         except (OverflowError, ZeroDivisionError):
             d = (math.inf,) * op.arity
         r = DERIVATIVE_ROUNDINGS[node.op]
-        derr[i] = tuple(dk + r * (u * abs(pk) + eta) if r else dk
+        derr[i] = tuple(dk + r * (u * abs(pk) + floor(pk, xs, (*fx, 0.0))) if r else dk
                         for dk, pk in zip(d, p, strict=True))
     adj = [0.0] * n  # float adjoints
     err = [0.0] * n  # bound on their error
@@ -415,7 +466,7 @@ def _linear(graph: Graph, u: float, dtype: str) -> tuple[float, list[float]]:
     for i in range(n - 1, -1, -1):
         node = nodes[i]
         if count[i] > 1:
-            err[i] += (count[i] - 1) * (u * tsum[i] + eta)
+            err[i] += (count[i] - 1) * u * tsum[i]
         a = adj[i]
         if node.op == "leaf" or (a == 0.0 and err[i] == 0.0):
             continue
@@ -425,14 +476,14 @@ def _linear(graph: Graph, u: float, dtype: str) -> tuple[float, list[float]]:
             adj[j] += term
             t = abs(term)
             err[j] = _clean(err[j] + _times(e, abs(pj)) + _times(abs(a), dj)
-                            + CHAIN_ROUNDINGS * (u * t + eta))
+                            + CHAIN_ROUNDINGS * (u * t + floor(term, (a, pj), (e, dj))))
             tsum[j] += t
             count[j] += 1
     return fwd[-1], [_clean(err[i]) for i in graph.leaves]
 
 
-def _run(graph: Graph, rng: random.Random | None, u: float, output_form: bool,
-         inputs_round: bool = False) -> tuple[float, list[float]] | None:
+def _run(graph: Graph, same: list[int], rng: random.Random | None, u: float,
+         output_form: bool, inputs_round: bool = False) -> tuple[float, list[float]] | None:
     """One float evaluation of value and gradients, each result moved by <= 2u.
 
     None when the moves carry an operand out of its op's domain (the log of a
@@ -451,6 +502,10 @@ def _run(graph: Graph, rng: random.Random | None, u: float, output_form: bool,
     vals: list[float] = [0.0] * n
     parts: list[tuple[float, ...]] = [()] * n
     for i, node in enumerate(nodes):
+        c = same[i]
+        if c != i:
+            vals[i], parts[i] = vals[c], parts[c]
+            continue
         if node.op == "leaf":
             vals[i] = jiggle(node.value) if inputs_round else node.value  # type: ignore[assignment,arg-type]
             continue
@@ -461,7 +516,9 @@ def _run(graph: Graph, rng: random.Random | None, u: float, output_form: bool,
         if op.domain(*xs):
             return None
         try:
-            out = jiggle(op.forward(math, *xs))
+            out = op.forward(math, *xs)
+            if not _identity(node, same):
+                out = jiggle(out)
         except OverflowError:
             out = math.inf
         except (ValueError, ZeroDivisionError):
@@ -509,9 +566,11 @@ def tolerance(graph: Graph, exact: Any = None, dtype: str = "float64",
     (``runs`` counts those kept). Raises :class:`gradcert.graph.DomainError`
     when the graph's float64 evaluation leaves an op's domain.
 
-    Cost: about seven float64 evaluations of the graph, forward and
-    backward, in pure Python; linear in its size; no mpmath. Deterministic
-    for a given ``seed``.
+    Cost: about 8 to 14 float64 evaluations of the graph, forward and
+    backward, in pure Python (docs/measure_tolerance.py measures it); linear
+    in its size; no mpmath. Deterministic for a given ``seed``. On 10,000
+    random graphs no correct engine fell outside, and 99.8% of relative
+    errors of 1e-9 planted in a local derivative did (docs/tolerance.md).
 
     >>> from gradcert.graph import trace
     >>> t = tolerance(trace(lambda x: x.tanh(), [20.0]))
@@ -524,7 +583,8 @@ def tolerance(graph: Graph, exact: Any = None, dtype: str = "float64",
         raise TypeError(f"tolerance: expected a gradcert.graph.Graph, "
                         f"got {type(graph).__name__}")
     u = _check_dtype(dtype)
-    lin_v, lin_g = _linear(graph, u, dtype)
+    same = _same(graph)
+    lin_v, lin_g = _linear(graph, u, dtype, same)
     if exact is not None:
         ref_v = float(exact.value_f64)
         ref_g = [float(g) for g in exact.grad_f64]
@@ -532,7 +592,7 @@ def tolerance(graph: Graph, exact: Any = None, dtype: str = "float64",
             raise ValueError(f"tolerance: the exact result has {len(ref_g)} gradients "
                              f"for {len(lin_g)} leaves (is it of another graph?)")
     else:
-        ref = _run(graph, None, u, output_form=False)
+        ref = _run(graph, same, None, u, output_form=False)
         assert ref is not None  # _linear checked the domain
         ref_v, ref_g = ref
     rng = random.Random(seed)
@@ -540,7 +600,8 @@ def tolerance(graph: Graph, exact: Any = None, dtype: str = "float64",
     mca_g = [0.0] * len(lin_g)
     runs = 0
     for k in range(MCA_RUNS):
-        run = _run(graph, rng, u, output_form=bool(k % 2), inputs_round=dtype != "float64")
+        run = _run(graph, same, rng, u, output_form=bool(k % 2),
+                   inputs_round=dtype != "float64")
         if run is None:
             continue
         runs += 1
