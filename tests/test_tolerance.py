@@ -301,7 +301,8 @@ def test_sigmoid_prime_35_from_rounded_output_passes():
 def test_tanh_prime_400_of_one_fails():
     bad, _ = _check(lambda x: x.tanh(), [400.0], 1.0, [1.0])
     assert [(v.what, v.leaf) for v in bad] == [("grad", 0)]
-    assert bad[0].ulps > 1e15
+    assert bad[0].ulps > 1e15 and bad[0].error == 1.0 and bad[0].bound < 1e-14
+    assert str(bad[0]).startswith("d out / d leaf 0: got 1.0, exact 0.0, off by 1 > bound")
 
 
 def test_planted_error_in_log_prime_fails():

@@ -55,8 +55,7 @@ UNDERFLOW = {"float64": 2.0**-1074, "float32": 2.0**-149}
 
 _TINY = {"float64": 2.0**-1022, "float32": 2.0**-126}  # the smallest normal number
 
-# + and - are exact when their result is below the normal range; so are they,
-# neg and relu, when it is 0.
+# Ops whose result below the normal range is exact: sums, and neg and relu, which copy.
 _ADDITIVE = frozenset({"add", "sub", "addc", "raddc", "subc", "rsubc", "neg", "relu"})
 
 SAFETY = 8.0
@@ -93,7 +92,8 @@ class Violation:
 
     ``leaf`` indexes ``graph.leaves`` (None for the value); ``expected`` is
     the exact result rounded to float64; ``ulps`` the distance between the
-    two in units in the last place of the checked dtype.
+    two in units in the last place of the checked dtype; ``error`` the
+    distance of ``actual`` from the exact (unrounded) result.
     """
 
     what: str
@@ -102,12 +102,12 @@ class Violation:
     actual: float
     bound: float
     ulps: float
+    error: float = math.nan
 
     def __str__(self) -> str:
         where = "value" if self.leaf is None else f"d out / d leaf {self.leaf}"
         return (f"{where}: got {self.actual!r}, exact {self.expected!r}, "
-                f"off by {abs(self.actual - self.expected):.3g} > bound {self.bound:.3g} "
-                f"({self.ulps:.3g} ulps)")
+                f"off by {self.error:.3g} > bound {self.bound:.3g} ({self.ulps:.3g} ulps)")
 
 
 @dataclass(frozen=True)
@@ -182,14 +182,16 @@ class Tolerance:
                              f"is not a number: {actual!r}") from e
         if not math.isfinite(expected):
             bad = actual != expected  # overflow: a correct engine overflows the same way
+            error = 0.0 if actual == expected else math.inf
         elif not math.isfinite(actual):
-            bad = True
+            bad, error = True, math.inf
         else:
-            bad = abs(exact - actual) > bound
+            diff = abs(exact - actual)
+            bad, error = diff > bound, float(diff)
         if not bad:
             return None
         return Violation(what, leaf, expected, actual, bound,
-                         ulp_distance(actual, expected, self.dtype))
+                         ulp_distance(actual, expected, self.dtype), error)
 
 
 def _f64(exact: Any, name: str, fallback: Any) -> float:
