@@ -441,3 +441,16 @@ def test_round_to_edges():
         round_to(mpmath.inf)
     with pytest.raises(TypeError):
         round_to("1.0")
+
+
+def test_zero_constant_and_integer_powers_of_inexact_zeros():
+    # t * 0.0 is an exact zero; (t - t * 1.0) ** n an inexact one, bounded by err ** n
+    assert exact(lambda x: ((x + x).tanh() * 0.0) ** 2.0, [1.0]).precisions == (117,)
+    ex = exact(lambda x: (x.tanh() - x.tanh() * 1.0) ** 3.0 + x**3.0, [1.5])
+    assert ex.value_f64 == 3.375 and ex.grad_f64 == (6.75,)
+
+
+def test_exact_points_of_transcendental_ops():
+    ex = exact(lambda x: (x.relu().exp()).log() + x.relu().tanh() + x.relu().sigmoid(), [-2.0])
+    assert ex.value_f64 == 0.5 and ex.grad_f64 == (0.0,)
+    assert ex.precisions == (117,)

@@ -332,7 +332,6 @@ _PARTIAL_REL: dict[str, Callable[..., tuple[float, ...]]] = {
 _LINEAR = frozenset({"add", "sub", "addc", "raddc", "subc", "rsubc", "mulc", "rmulc",
                      "divc", "neg"})
 _DOMAIN_ARG = {"div": 1, "rdivc": 0, "powc": 0, "log": 0}  # the operand a domain test reads
-_PAIR_EXACT = {"sub": 0, "div": 1}  # op(a, a) is exactly this
 
 
 # ---------------------------------------------------------------------------
@@ -373,33 +372,48 @@ class _Plan:
     leaves: tuple[int, ...]
 
 
+def _static_row(name: str) -> tuple[Any, ...]:
+    """The precision-independent part of a plan row for op ``name``."""
+    kind = (_LINEAR_KIND if name in _LINEAR else _MUL_KIND if name == "mul"
+            else _RELU_KIND if name == "relu" else _OTHER_KIND)
+    return (OPS[name], name, _DOMAIN_ARG.get(name), name in _DOMAIN_ARG or name == "divc",
+            kind, _EXACT_WHEN.get(name), _PARTIAL_REL.get(name))
+
+
+_STATIC = {name: _static_row(name) for name in OPS}
+
+
 def _plan(graph: Graph, ctx: Any) -> _Plan:
     make, from_float = ctx.make_mpf, mpmath.libmp.from_float
     canon: list[int] = []
     seen: dict[tuple[Any, ...], int] = {}
     rows: list[tuple[Any, ...]] = []
     leaf_values: list[Any] = []
+    pair_value = {"sub": ctx.mpf(0), "div": ctx.mpf(1)}
     for i, n in enumerate(graph.nodes):
-        if n.op == "leaf":
+        name = n.op
+        if name == "leaf":
             leaf_values.append(make(from_float(n.value)))
             canon.append(i)
             continue
         leaf_values.append(None)
-        op = OPS[n.op]
-        name = n.op
-        key_args = tuple(canon[a] for a in n.args)
-        if op.commutative:
-            key_args = tuple(sorted(key_args))
-        canon.append(seen.setdefault((name, key_args, n.const), i))
+        static = _STATIC[name]
+        args = n.args
         pair = None
-        if len(n.args) == 2 and name in _PAIR_EXACT and canon[n.args[0]] == canon[n.args[1]]:
-            pair = ctx.mpf(_PAIR_EXACT[name])
-        kind = (_LINEAR_KIND if name in _LINEAR else _MUL_KIND if name == "mul"
-                else _RELU_KIND if name == "relu" else _OTHER_KIND)
-        has_domain = name in _DOMAIN_ARG or name == "divc"
-        rows.append((i, op, n.args, None if n.const is None else make(from_float(n.const)),
-                     name, _DOMAIN_ARG.get(name), has_domain, kind, _EXACT_WHEN.get(name),
-                     _PARTIAL_REL.get(name), pair))
+        if len(args) == 2:
+            c0, c1 = canon[args[0]], canon[args[1]]
+            if c0 == c1 and name in pair_value:
+                pair = pair_value[name]
+            key: tuple[Any, ...] = (name, c1, c0) if c1 < c0 and static[0].commutative \
+                else (name, c0, c1)
+        else:
+            key = (name, canon[args[0]], n.const)
+        canon.append(seen.setdefault(key, i))
+        const = None if n.const is None else make(from_float(n.const))
+        row = (i, static[0], args, const, *static[1:], pair)
+        if name == "powc" and n.const is not None and n.const >= 0 and n.const.is_integer():
+            row = row[:5] + (None,) + row[6:]  # x ** 2 has no domain edge at 0
+        rows.append(row)
     return _Plan(rows, leaf_values, graph.leaves)
 
 
@@ -485,7 +499,8 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
                         e = lsum(e, ej)
                     else:
                         tp = p._mpf_
-                        e = lsum(e, tp[2] + tp[3] + ej + 1e-9)
+                        if tp[1]:  # a zero constant (x * 0.0) passes no error on
+                            e = lsum(e, tp[2] + tp[3] + ej + 1e-9)
             errs[i] = NEG if pair is not None else e
             if name == "divc":  # the partial 1/c rounds
                 tp = ps[0]._mpf_
@@ -509,6 +524,24 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
             if not certain and doubtful is None:
                 doubtful, reason = i, "the sign of relu's input is uncertain"
             errs[i] = e0 if (operands[0] > 0 or not certain) else NEG
+            continue
+        if name == "powc" and k is None and c >= 1:
+            # x ** n, integer n >= 1: a polynomial, bounded without first-order
+            # terms (mean value theorem), so an inexact zero base is fine:
+            # |(x+d)**n - x**n| <= n |d| (|x| + |d|)**(n-1)
+            e0 = es[0]
+            tp = ps[0]._mpf_
+            pmj = tp[2] + tp[3] if tp[1] else NEG
+            cf = float(c)
+            u = lsum(ms[0], e0)
+            pej = pmj + rnd if pmj != NEG else NEG
+            e = NEG if _exact_point(name, operands, es, prec) else m + rnd
+            if e0 != NEG:
+                e = lsum(e, _log2(cf) + e0 + (cf - 1) * u)
+                if cf >= 2:
+                    pej = lsum(pej, _log2(cf) + _log2(cf - 1) + e0 + (cf - 2) * u)
+            perrs[i] = [pej]
+            errs[i] = e
             continue
         # nonlinear ops: partials round, and move with their operands' errors
         pm = []
