@@ -136,7 +136,7 @@ def test_frequencies_of_graph_features():
 
 @pytest.mark.parametrize(("ops", "max_leaves"),
                          [(ops, 4) for ops in SUBSETS] + [({"log"}, 1), ({"rdivc", "powc"}, 1)],
-                         ids=str)
+                         ids=lambda x: "+".join(sorted(x)) if isinstance(x, set) else str(x))
 def test_discard_rate_is_under_ten_percent(ops, max_leaves):
     before = dict(S._STATS)
     sample(S.graphs(ops, min_nodes=5, max_nodes=40, max_leaves=max_leaves), 150)
