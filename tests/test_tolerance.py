@@ -405,6 +405,8 @@ def test_bad_input_is_refused_with_a_clear_message():
         tolerance(graph).check(3.0, [2.0, 2.0], ex)
     with pytest.raises(ValueError, match="another graph"):
         tolerance(trace(lambda x, y: x * y, [1.0, 2.0]), ex)
+    with pytest.raises(ValueError, match="exact result has 1 gradients for 2 leaves"):
+        tolerance(trace(lambda x, y: x * y, [1.0, 2.0])).check(2.0, [2.0, 1.0], ex)
     with pytest.raises(ValueError, match="value is not a number"):
         tolerance(graph).check("three", [2.0], ex)  # type: ignore[arg-type]
 
@@ -496,3 +498,23 @@ def test_results_that_underflow_to_zero_are_within_the_bound():
     tol = tolerance(graph, ex)
     assert tol.check(value, grads, ex) == []
     assert tol.value < 1e-320
+
+
+def test_overflowing_graph_gets_an_infinite_bound_and_must_overflow_too():
+    graph = trace(lambda x: x.exp() * 0.5, [800.0])
+    ex = exact_graph(graph)
+    assert ex.overflow and ex.value_f64 == math.inf
+    tol = tolerance(graph, ex)
+    assert tol.value == math.inf
+    assert tol.check(math.inf, [math.inf], ex) == []
+    assert [v.what for v in tol.check(1e308, [math.inf], ex)] == ["value"]
+    assert tolerance(trace(lambda x: x**-2.0 + 1.0, [1e-200])).value == math.inf
+
+
+def test_float32_counts_the_rounding_of_inputs_and_constants():
+    u = UNIT_ROUNDOFF["float32"]
+    exact_inputs = tolerance(trace(lambda x: x * 0.5, [3.0]), dtype="float32")
+    assert exact_inputs.linear_value == 1.5 * u  # one rounding: 3.0 and 0.5 are float32s
+    rounded = tolerance(trace(lambda x: x * 0.1, [0.3]), dtype="float32")
+    assert rounded.linear_value >= 3 * 0.03 * u  # 0.3, 0.1 and the product round
+    assert tolerance(trace(lambda x: x + 1.0, [1e39]), dtype="float32").value == math.inf
