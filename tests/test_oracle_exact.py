@@ -454,3 +454,10 @@ def test_exact_points_of_transcendental_ops():
     ex = exact(lambda x: (x.relu().exp()).log() + x.relu().tanh() + x.relu().sigmoid(), [-2.0])
     assert ex.value_f64 == 0.5 and ex.grad_f64 == (0.0,)
     assert ex.precisions == (117,)
+
+
+def test_exact_ties_are_certified():
+    # d/dy (x + y)**2 = 2 (x + y) = 4 + 2**-51: exactly halfway between two
+    # float64s, exact in the oracle, so ties-to-even gives 4.0 at the first precision
+    ex = exact(lambda x, y: (x + y) ** 2.0, [1 + 2.0**-52, 1.0])
+    assert ex.grad_f64 == (4.0, 4.0) and ex.precisions == (117,)

@@ -534,7 +534,8 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
             pmj = tp[2] + tp[3] if tp[1] else NEG
             cf = float(c)
             u = lsum(ms[0], e0)
-            pej = pmj + rnd if pmj != NEG else NEG
+            exact_x = e0 == NEG and operands[0]._mpf_[3] * (cf - 1) + c._mpf_[3] <= prec
+            pej = pmj + rnd if pmj != NEG and not exact_x else NEG  # n * x**(n-1) may be exact
             e = NEG if _exact_point(name, operands, es, prec) else m + rnd
             if e0 != NEG:
                 e = lsum(e, _log2(cf) + e0 + (cf - 1) * u)
