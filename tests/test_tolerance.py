@@ -405,6 +405,8 @@ def test_bad_input_is_refused_with_a_clear_message():
         tolerance(graph).check(3.0, [2.0, 2.0], ex)
     with pytest.raises(ValueError, match="another graph"):
         tolerance(trace(lambda x, y: x * y, [1.0, 2.0]), ex)
+    with pytest.raises(ValueError, match="the exact result is of another graph"):
+        tolerance(trace(lambda x: x * 3.0, [1.5]), ex)
     with pytest.raises(ValueError, match="exact result has 1 gradients for 2 leaves"):
         tolerance(trace(lambda x, y: x * y, [1.0, 2.0])).check(2.0, [2.0, 1.0], ex)
     with pytest.raises(ValueError, match="value is not a number"):

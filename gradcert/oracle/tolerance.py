@@ -588,6 +588,8 @@ def tolerance(graph: Graph, exact: Any = None, dtype: str = "float64",
     same = _same(graph)
     lin_v, lin_g = _linear(graph, u, dtype, same)
     if exact is not None:
+        if getattr(exact, "graph", graph) != graph:
+            raise ValueError("tolerance: the exact result is of another graph")
         ref_v = float(exact.value_f64)
         ref_g = [float(g) for g in exact.grad_f64]
         if len(ref_g) != len(lin_g):
