@@ -12,36 +12,43 @@ is *certified*, not merely stable: while it evaluates at working precision
 ``p``, the oracle carries beside every value, local partial and adjoint a
 first-order bound on its absolute error (a running error analysis, as in
 Higham's *Accuracy and Stability of Numerical Algorithms*, §3.3): each op
-adds its own rounding (at most 8 ulps at ``p``; mpmath's ``+ - * /`` are
-correctly rounded and its ``exp``, ``log``, ``tanh`` are within an ulp) to
-the errors of its operands times its partials. Cancellation is therefore
-seen as it happens: in ``(x + 1e30) - 1e30`` the absolute error of the sum
-survives the subtraction and is large relative to the result, which is
-what "stable between two consecutive precisions" cannot see. A value is
-certified when the whole interval ``value +- bound`` rounds to one float64
-(it stays a quarter-ulp away from any rounding midpoint). The oracle starts
-at ``p = 53 + 64`` bits and, while any value or leaf gradient is not
-certified, raises ``p`` to at least ``53 + 2 * (p - 53)`` (and further by the
-bits the worst bound says are missing), up to ``max_prec`` bits.
+adds its own rounding (half an ulp at ``p`` for ``+ - * /``, which mpmath
+rounds correctly, and which the oracle recognises as exact when the operands'
+bits fit in ``p``; 8 ulps for ``exp``, ``log``, ``tanh``, ``sigmoid`` and
+powers, except at exact points such as exp(0) = 1) to the errors of its
+operands times its partials. Cancellation is therefore seen as it happens:
+in ``(x + 1e30) - 1e30`` the absolute error of the sum survives the
+subtraction and is large relative to the result, which is what "stable
+between two consecutive precisions" cannot see. A value is certified when
+the whole interval ``value +- bound`` rounds to one float64 (it stays a
+quarter-ulp away from any rounding midpoint; an exact value on a midpoint
+rounds to even). The oracle starts at ``p = 53 + 64`` bits and, while any
+value or leaf gradient is not certified, raises ``p`` to at least
+``53 + 2 * (p - 53)`` (and further by the bits the worst bound says are
+missing), up to ``max_prec`` bits. On a well-conditioned graph the first
+run certifies everything, so the rule costs the bookkeeping (1.2-1.6x one
+plain pass, bench/bench_oracle.py), not a second run.
 
 The bound is first order: it is trusted only where the operands of a
 nonlinear op are known to better than 2**-8 relative (so local partials vary
-by less than that across the operand's error interval); a relu or a domain
-test (log, non-integer power, division) is trusted only when its input's sign
-is certain. A node that fails these tests is not certified either and raises
-the precision.
+by less than that across the operand's error interval); integer powers
+``x ** n`` are bounded without that condition (``n |d| (|x| + |d|)**(n-1)``).
+A relu or a domain test (log, non-integer or negative power, division) is
+trusted only when its input's sign is certain. A node that fails these tests
+is not certified either and raises the precision.
 
 **Limits.** A quantity that is exactly zero but computed inexactly (for
-instance ``tanh(x) - tanh(x)`` written as two separate tanh nodes, which the
-oracle cannot tell from a tiny nonzero) can only be certified when its bound
-falls below float64's smallest subnormal; fed to log, relu, a power or a
-division it can never be, and after ``max_prec`` bits (default 8192) the
-oracle raises :class:`Unresolved` naming the node. So do inputs beyond the
-oracle's range (exp of a number above 2**512, magnitudes beyond
-2**(2**1000)). Identical subexpressions are
-recognised, so ``a - a`` and ``a / a`` of one node or of two structurally
-identical nodes are exact. A result beyond float64's range rounds to +-inf
-and sets :attr:`Exact.overflow`; it must not be compared as a number.
+instance ``tanh(x) - tanh(x) * 1.0``, which the oracle cannot tell from a
+tiny nonzero) can only be certified when its bound falls below float64's
+smallest subnormal; fed to log, relu, a non-integer power or a division it
+can never be, nor can an inexactly computed value that is exactly a float64
+midpoint (``exp(log(y))`` for such a y). After ``max_prec`` bits (default
+8192) the oracle raises :class:`Unresolved` naming the node. So do inputs
+beyond the oracle's range (exp of a number above 2**512, magnitudes beyond
+2**(2**1000)). Identical subexpressions are recognised, so ``a - a`` and
+``a / a`` of one node or of two structurally identical nodes are exact. A
+result beyond float64's range rounds to +-inf and sets
+:attr:`Exact.overflow`; it must not be compared as a number.
 
 Values on which an op is evaluated exactly at a non-differentiable point (a
 relu of exactly 0, whose derivative is 0 by the table's convention) are
