@@ -75,7 +75,7 @@ def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
     args += ["-c", str(out / ".pytest.ini"), "--rootdir", str(SUITE_DIR),
              "-p", "no:cacheprovider", "-o", "python_files=*.py",
              "-o", "python_functions=test_*", "-o", "python_classes=",
-             "-o", "console_output_style=progress", "-q", "--tb=no", "-rN",
+             "-o", "console_output_style=progress", "--tb=no", "-rN",
              "-p", "no:warnings", "-p", "no:doctest", "-p", "pytest_timeout",
              "--timeout", str(PROFILES[profile].test_timeout),
              "--junitxml", str(out / "junit.xml"), "-o", "junit_suite_name=gradcert",
@@ -162,7 +162,7 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
     stream = stream or sys.stdout
     with _clean_environment(cwd), contextlib.redirect_stdout(stream):
         if quiet:
-            args = args + ["-qq", "-p", "no:terminal"]
+            args = args + ["-qq", "--no-header"]
         code = pytest.main(args, plugins=[collector])
     duration = time.perf_counter() - t0
     if int(code) in (3, 4):  # internal error, usage error

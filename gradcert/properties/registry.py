@@ -61,7 +61,8 @@ _ROWS = [
                                "correctly within the time bound"),
     ("robustness.domain_edges", "log(0), log(-1), exp overflow and 0 ** -1 raise a clear "
                                 "exception or give inf/nan, never a silent finite number"),
-    ("robustness.dtype", "the engine computes in the dtype its adapter declares"),
+    ("robustness.dtype", "the engine computes in the dtype it claims (float64 for a Value "
+                         "class, which takes Python floats)"),
     ("optimizer.adam", "an Adam step on the engine's gradients matches the exact Adam step"),
     ("models.mlp", "gradients of an MLP's loss built from the atomic ops match the oracle"),
     ("models.attention", "gradients of a tiny attention block with softmax and cross-entropy "
