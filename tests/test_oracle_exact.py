@@ -461,3 +461,12 @@ def test_exact_ties_are_certified():
     # float64s, exact in the oracle, so ties-to-even gives 4.0 at the first precision
     ex = exact(lambda x, y: (x + y) ** 2.0, [1 + 2.0**-52, 1.0])
     assert ex.grad_f64 == (4.0, 4.0) and ex.precisions == (117,)
+
+
+def test_tiny_partials_of_huge_inputs_are_bounded():
+    # tanh'(1e300) = 4 e / (1 + e)**2 with e = exp(-2e300): far below 2**-(2**50)
+    ex = exact(lambda x: x.tanh() * 2.0 + x.sigmoid(), [1e300])
+    assert ex.value_f64 == 3.0 and ex.grad_f64 == (0.0,)
+    assert exact(lambda x: x.tanh(), [-1e16]).value_f64 == -1.0
+    with pytest.raises(Unresolved, match="magnitude"):
+        exact(lambda x: x.exp(), [1e16])  # 2**(1.4e16): beyond the bounds' float exponents

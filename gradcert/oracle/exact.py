@@ -44,11 +44,14 @@ smallest subnormal; fed to log, relu, a non-integer power or a division it
 can never be, nor can an inexactly computed value that is exactly a float64
 midpoint (``exp(log(y))`` for such a y). After ``max_prec`` bits (default
 8192) the oracle raises :class:`Unresolved` naming the node. So do inputs
-beyond the oracle's range (exp of a number above 2**512, magnitudes beyond
-2**(2**1000)). Identical subexpressions are recognised, so ``a - a`` and
-``a / a`` of one node or of two structurally identical nodes are exact. A
-result beyond float64's range rounds to +-inf and sets
-:attr:`Exact.overflow`; it must not be compared as a number.
+beyond the oracle's range: exp, tanh or sigmoid of a number beyond 2**1000,
+or a value beyond 2**(+-2**50) (exp(1e16), sigmoid(-1e16), ``x ** c`` that
+large; the bounds' exponents are floats, exact only to 2**53). tanh(1e300)
+is fine: only its partial is that small, and tiny partials are bounded.
+Identical subexpressions are recognised, so ``a - a`` and ``a / a`` of one
+node or of two structurally identical nodes are exact. A result beyond
+float64's range rounds to +-inf and sets :attr:`Exact.overflow`; it must not
+be compared as a number.
 
 Values on which an op is evaluated exactly at a non-differentiable point (a
 relu of exactly 0, whose derivative is 0 by the table's convention) are
@@ -102,7 +105,8 @@ _FORMATS = {"float64": (53, -1074, 1024), "float32": (24, -149, 128)}
 # dtype -> (significand bits, exponent of the smallest subnormal, 2**emax is
 # the first power of two beyond range)
 
-_RANGE = 512  # exp-like ops refuse |x| >= 2**_RANGE: the result has no usable size
+_RANGE = 1000  # exp-like ops refuse |x| >= 2**_RANGE: too costly for mpmath
+_BIG = 2**50  # log2 magnitudes are tracked as floats, exact only below 2**53
 _VALID = -8.0  # first-order bounds are trusted while relative errors stay below 2**-8
 _NEG = -math.inf
 _log2 = math.log2
@@ -287,6 +291,17 @@ def _exact_point(name: str, operands: tuple[Any, ...], es: list[Any], prec: int)
     return False
 
 
+def _upper(t: tuple[Any, ...]) -> Any:
+    """An upper bound on log2|x| from x's mpf tuple, raised to -2**50 for tinier x
+    (still an upper bound, and exact as a float); OverflowError beyond 2**(2**50)."""
+    if not t[1]:
+        return _NEG
+    m = t[2] + t[3]
+    if m > _BIG:
+        raise OverflowError(m)
+    return m if m > -_BIG else -_BIG
+
+
 def _lsum(a: float, b: float) -> float:
     """log2(2**a + 2**b)."""
     if a < b:
@@ -329,7 +344,7 @@ def _pe_powc(ms: Sequence[float], es: Sequence[float], c: Any) -> tuple[float, .
 
 _PARTIAL_REL: dict[str, Callable[..., tuple[float, ...]]] = {
     "div": _pe_div,
-    "rdivc": lambda ms, es, c: (_rel(ms[0], es[0]) + 1.0,),
+    "rdivc": lambda ms, es, c: (_rel(ms[0], es[0]) + 1.0 if c else _NEG,),  # -c/x**2
     "powc": _pe_powc,
     "log": lambda ms, es, c: (_rel(ms[0], es[0]),),
     "exp": lambda ms, es, c: (es[0],),
@@ -484,7 +499,7 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
                     doubtful, reason = i, f"the sign of {name}'s input is uncertain"
             if kind == _OTHER_KIND and k is None and ms[0] > _RANGE:
                 raise Unresolved(i, f"{name} of an input beyond 2**{_RANGE}")
-            if name == "powc" and ms[0] != NEG and abs(c) * abs(ms[0]) > 2.0 ** 62:
+            if name == "powc" and ms[0] != NEG and abs(c) * abs(ms[0]) > 2.0 ** 49:
                 raise Unresolved(i, "x ** c is beyond the oracle's range")
         if why:
             raise DomainError(i, name, operands, why)
@@ -498,6 +513,8 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
             kinks.append(i)
         if not track:
             continue
+        if m != NEG and not -_BIG < m < _BIG:
+            raise Unresolved(i, "a value of magnitude beyond 2**(2**50)")
         if kind == _LINEAR_KIND:
             e = NEG if exact_when is not None and exact_when(operands, prec) else m + half
             for p, ej in zip(ps, es, strict=False):
@@ -537,8 +554,7 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
             # terms (mean value theorem), so an inexact zero base is fine:
             # |(x+d)**n - x**n| <= n |d| (|x| + |d|)**(n-1)
             e0 = es[0]
-            tp = ps[0]._mpf_
-            pmj = tp[2] + tp[3] if tp[1] else NEG
+            pmj = _upper(ps[0]._mpf_)
             cf = float(c)
             u = lsum(ms[0], e0)
             exact_x = e0 == NEG and operands[0]._mpf_[3] * (cf - 1) + c._mpf_[3] <= prec
@@ -560,15 +576,14 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
                 pmj = 1 if p else NEG
                 pej = NEG
             else:
-                tp = p._mpf_
-                pmj = tp[2] + tp[3] if tp[1] else NEG
-                pej = pmj + rnd if tp[1] else NEG
+                pmj = _upper(p._mpf_)  # partials only ever need upper bounds
+                pej = pmj + rnd if pmj != NEG else NEG
             if r != NEG:
                 if pmj != NEG:
                     pej = lsum(pej, pmj + r + 1)
                 elif not (es[0] == NEG if name == "div" else all(e == NEG for e in es)):
                     pej = math.inf  # a zero partial (-x/y**2, c*x**(c-1)) from inexact x
-                if doubtful is None and pej != NEG and not pej - pmj + 1 < _VALID:
+                if doubtful is None and pej != NEG and not r + 2 < _VALID:
                     doubtful, reason = i, f"an operand of {name} is too inexact"
             pm.append(pmj)
             pe.append(pej)
@@ -597,8 +612,7 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
             continue
         ps = partials[i]
         if track:
-            tg = g._mpf_
-            gm = tg[2] + tg[3] if tg[1] else NEG
+            gm = _upper(g._mpf_)
             pe = perrs[i]
         for j, a in enumerate(row[2]):
             p = ps[j]
@@ -610,15 +624,13 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
             else:
                 tv = g * p
                 if track:
-                    tp = p._mpf_
-                    pmj = tp[2] + tp[3] if tp[1] else NEG
+                    pmj = _upper(p._mpf_)
                     pej = pe[j] if pe else NEG
                     te = lsum(pmj + ge if pmj != NEG else NEG, gm + pej if gm != NEG else NEG)
                     if pej != NEG:
                         te = lsum(te, ge + pej)
                     if not mul_exact(g, p, prec):
-                        tt = tv._mpf_
-                        te = lsum(te, tt[2] + tt[3] - prec)
+                        te = lsum(te, _upper(tv._mpf_) - prec)
             old = grads[a]
             if old is None:
                 grads[a] = tv
@@ -628,8 +640,7 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
                 if track:
                     e = lsum(gerrs[a], te)
                     if not sum_exact(old, tv, prec):
-                        ts = sv._mpf_
-                        e = lsum(e, ts[2] + ts[3] - prec)
+                        e = lsum(e, _upper(sv._mpf_) - prec)
                     gerrs[a] = e
     return _Run(values, errs, grads, gerrs, kinks, doubtful, reason)
 
@@ -701,6 +712,8 @@ def _certify(graph: Graph, run: _Run) -> tuple[float, int | None, str, list[floa
         if g is None:
             grad_f64.append(0.0)
             continue
+        if _mag(g) > _BIG:  # tiny is fine: rounding to 0 is decided on exact integers
+            raise Unresolved(leaf, f"the gradient of leaf {k} is beyond 2**(2**50)")
         f, ok = _certain(g, e)
         grad_f64.append(f)
         if not ok:
