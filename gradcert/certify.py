@@ -300,8 +300,8 @@ def print_verdict(results: Results, out: Path | None = None, stream: TextIO | No
                       width=None if stream.isatty() else 150)
     colour = {"passed": "green", "failed": "red", "error": "red", "timeout": "red",
               "unsupported": "yellow", "not run": "dim"}
-    table = Table(title=f"gradcert certify {results.target} ({results.profile}, "
-                        f"seed {results.seed})")
+    seed = "derandomized" if results.seed is None else f"seed {results.seed}"
+    table = Table(title=f"gradcert certify {results.target} ({results.profile}, {seed})")
     for col in ("level", "property", "outcome", "worst error", "graphs", "note"):
         table.add_column(col, justify="right" if col == "graphs" else "left")
     levels = results.levels()

@@ -15,6 +15,8 @@ option                   environment         meaning
 ``--gradcert-profile``   GRADCERT_PROFILE    quick (default), ci or thorough
 ``--gradcert-seed``      GRADCERT_SEED       hypothesis seed (an integer)
 ``--gradcert-out``       GRADCERT_OUT        directory for records and reproducers
+``--gradcert-example-    GRADCERT_EXAMPLE_   seconds one example may run (default:
+timeout``                TIMEOUT             the profile's)
 =======================  ==================  ===================================
 
 Fixtures: ``gradcert_config`` (the settings), ``gradcert_adapter`` (the
@@ -47,6 +49,9 @@ OPTIONS = {  # option dest -> (flag, environment variable, help)
     "gradcert_seed": ("--gradcert-seed", "GRADCERT_SEED", "hypothesis seed (an integer)"),
     "gradcert_out": ("--gradcert-out", "GRADCERT_OUT",
                      "directory for per-test records and reproducers"),
+    "gradcert_example_timeout": ("--gradcert-example-timeout", "GRADCERT_EXAMPLE_TIMEOUT",
+                                 "seconds one example may run on the engine (default: the "
+                                 "profile's)"),
 }
 
 _RECORDER = pytest.StashKey[Any]()
@@ -75,6 +80,7 @@ def config_from(options: dict[str, str | None]) -> Any:
     >>> c.profile.name, c.seed, c.target
     ('ci', 7, None)
     """
+    from dataclasses import replace
     from pathlib import Path
 
     from gradcert.properties.runner import PROFILES, Config
@@ -91,7 +97,19 @@ def config_from(options: dict[str, str | None]) -> Any:
         raise pytest.UsageError(f"gradcert: the seed must be an integer, got {seed!r} "
                                 f"(--gradcert-seed / GRADCERT_SEED)") from None
     out = options.get("gradcert_out")
-    return Config(target=options.get("gradcert_target") or None, profile=PROFILES[profile],
+    chosen = PROFILES[profile]
+    limit = options.get("gradcert_example_timeout")
+    if limit not in (None, ""):
+        try:
+            seconds = float(str(limit))
+        except ValueError:
+            seconds = -1.0
+        if not seconds > 0:
+            raise pytest.UsageError(f"gradcert: the example timeout must be a positive number "
+                                    f"of seconds, got {limit!r} (--gradcert-example-timeout / "
+                                    f"GRADCERT_EXAMPLE_TIMEOUT)")
+        chosen = replace(chosen, example_time_limit=seconds)
+    return Config(target=options.get("gradcert_target") or None, profile=chosen,
                   seed=seed_n, out=Path(out) if out else None)
 
 

@@ -28,8 +28,9 @@ class Value(Base):
 """
 
 
-def certify(cwd, *args, timeout=600):
+def certify(cwd, *args, timeout=600, **extra_env):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRADCERT_")}
+    env.update(extra_env)
     return subprocess.run([sys.executable, "-m", "gradcert", "certify", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -111,6 +112,30 @@ def test_a_worker_that_dies_is_reported_and_the_rest_goes_on(tmp_path):
     assert p["outcome"] == "error"
     assert "died" in p["failure"]["message"]
     assert p["notes"]["tests"]["add"] == "passed"  # what finished before is kept
+
+
+HANGS = """
+from .base import Value as Base
+
+
+class Value(Base):
+    def exp(self):
+        if self.data > 100.0:
+            while True:
+                pass
+        return super().exp()
+"""
+
+
+def test_a_hanging_engine_times_out_and_the_rest_goes_on(tmp_path):
+    target = engine(tmp_path, "hangs", HANGS)
+    run = certify(tmp_path, target, "-k", "values and (exp or log)", "--seed", "2", "-j", "1",
+                  GRADCERT_EXAMPLE_TIMEOUT="0.5")
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    doc, props = results(tmp_path / "gradcert-report")
+    p = props["ops.values"]
+    assert p["outcome"] == "timeout" and "longer than 0.5 s" in p["failure"]["message"]
+    assert p["notes"]["tests"] == {"exp": "timeout", "log": "passed"}
 
 
 def test_a_seed_reproduces_a_run(tmp_path):
