@@ -35,7 +35,7 @@ class _FwdDomain(Exception):
 
 
 class _FwdRange(Exception):
-    """An exp-like op of an argument beyond 2**512: no usable result."""
+    """An exp-like op of an argument beyond 2**1000 (the oracle refuses it too)."""
 
 
 def forward_mode(graph, prec=FWD_PREC):
@@ -56,7 +56,7 @@ def forward_mode(graph, prec=FWD_PREC):
         x = xs[0]
         d0 = dx[0]
         op = n.op
-        if op in ("exp", "tanh", "sigmoid") and abs(x) > ctx.mpf(2) ** 512:
+        if op in ("exp", "tanh", "sigmoid") and abs(x) >= ctx.mpf(2) ** 1000:
             raise _FwdRange
         if op in ("add", "sub", "mul", "div"):
             y, d1 = xs[1], dx[1]
