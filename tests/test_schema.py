@@ -1,0 +1,53 @@
+"""results.json against its JSON Schema (gradcert/results.schema.json)."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from gradcert.cli import main
+from gradcert.reports.merge import merge
+
+jsonschema = pytest.importorskip("jsonschema")
+
+SCHEMA = json.loads((Path(__file__).parents[1] / "gradcert" / "results.schema.json").read_text())
+SAMPLE = json.loads((Path(__file__).parent / "data" / "results_sample.json").read_text())
+
+
+def _errors(doc):
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(doc)]
+
+
+def test_the_schema_is_a_valid_json_schema():
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+def test_a_real_certification_validates(tmp_path):
+    out = tmp_path / "report"
+    code = main(["certify", "--profile", "quick", "--seed", "3", "--out", str(out),
+                 "-k", "ops or semantics"])
+    assert code == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert _errors(doc) == []
+    assert doc["properties"] and doc["samples"]
+
+
+def test_sample_and_merged_documents_validate():
+    assert _errors(SAMPLE) == []
+    assert _errors(merge([SAMPLE, SAMPLE])) == []
+
+
+@pytest.mark.parametrize("break_it, where", [
+    (lambda d: d.update(verdict="maybe"), "verdict"),
+    (lambda d: d["properties"][0].update(outcome="skipped"), "properties/0/outcome"),
+    (lambda d: d.pop("target"), "target"),
+    (lambda d: d.update(version=2), "version"),
+    (lambda d: d["samples"][0].update(kind="hessian"), "samples/0/kind"),
+])
+def test_the_schema_rejects_broken_documents(break_it, where):
+    doc = copy.deepcopy(SAMPLE)
+    break_it(doc)
+    errors = _errors(doc)
+    assert errors and any(e.startswith(where) or where in e for e in errors), errors
