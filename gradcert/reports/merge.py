@@ -2,49 +2,25 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["MergeError", "merge"]
+from gradcert.results import jsonable, level_status, merge_records, verdict
 
-# The outcome a merged property takes: the worst seen in any shard.
-_RANK = {"unsupported": 0, "passed": 1, "timeout": 2, "error": 3, "failed": 4}
-_BAD = {"failed", "error", "timeout"}
+__all__ = ["MergeError", "merge"]
 
 
 class MergeError(ValueError):
     """Shards that cannot be merged (different targets, schemas, versions)."""
 
 
-def _ulps(p: Mapping[str, Any]) -> float:
-    try:
-        v = float((p.get("worst") or {}).get("ulps"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return -math.inf
-    return -math.inf if math.isnan(v) else v
-
-
-def _merge_property(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    if _RANK.get(str(b.get("outcome")), 0) > _RANK.get(str(a.get("outcome")), 0):
-        for key in ("outcome", "failure", "reproducer"):
-            if key in b:
-                out[key] = b[key]
-            else:
-                out.pop(key, None)
-    out["graphs_checked"] = int(a.get("graphs_checked") or 0) + int(b.get("graphs_checked") or 0)
-    if _ulps(b) > _ulps(a):
-        out["worst"] = b.get("worst")
-    return out
-
-
 def merge(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One results document from shards of the same target.
 
-    A property run in several shards takes its worst outcome, the sum of its
-    graphs checked and its largest error; samples are concatenated; the
-    verdict is recomputed; ``duration_s`` is the total time of all shards.
+    A property run in several shards is folded as the tests of one property
+    are (:func:`gradcert.results.merge_records`): the worst outcome, the sum
+    of graphs checked, the largest error. Samples are concatenated, the
+    verdict is recomputed, and ``duration_s`` is the total time of all shards.
 
     >>> a = {"schema": "gradcert.results", "version": 1, "target": "t", "seed": 1,
     ...      "properties": [{"id": "ops.values", "outcome": "passed", "graphs_checked": 3}]}
@@ -63,22 +39,27 @@ def merge(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 raise MergeError(f"shard {i + 1} has {key} {d.get(key)!r}, "
                                  f"shard 1 has {first.get(key)!r}: only shards of one "
                                  "target and one results version merge")
-    props: dict[str, dict[str, Any]] = {}
-    for d in docs:
-        for p in d.get("properties") or []:
-            pid = str(p.get("id"))
-            props[pid] = _merge_property(props[pid], p) if pid in props else dict(p)
+    props = merge_records([p for d in docs for p in d.get("properties") or []])
     out = dict(first)
-    out["properties"] = list(props.values())
+    out["properties"] = [p.to_dict() for p in props]
     out["samples"] = [s for d in docs for s in (d.get("samples") or [])]
     if out["samples"]:
         out.pop("ops", None)  # per-op figures are recomputed from the merged samples
     out["seed"] = _flat([d.get("seed") for d in docs])
     out["duration_s"] = sum(float(d.get("duration_s") or 0.0) for d in docs)
+    out["graphs_checked"] = sum(p.graphs_checked for p in props)
+    out["graphs_per_s"] = out["graphs_checked"] / out["duration_s"] if out["duration_s"] else None
+    out["levels"] = _levels(out["properties"])
     out["shards"] = len(docs)
-    out["verdict"] = "failed" if any(p.get("outcome") in _BAD for p in props.values()) \
-        else "certified"
-    return out
+    out["verdict"] = verdict(p.outcome for p in props)
+    return jsonable(out)
+
+
+def _levels(props: list[dict[str, Any]]) -> dict[str, str]:
+    by: dict[str, list[str]] = {}
+    for p in props:
+        by.setdefault(str(p.get("level")), []).append(str(p.get("outcome")))
+    return {lv: level_status(o) for lv, o in by.items()}
 
 
 def _flat(seeds: list[Any]) -> list[Any]:

@@ -8,16 +8,15 @@ Missing fields show as a dash: older or partial results still render.
 from __future__ import annotations
 
 import math
-import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from gradcert.results import BAD, OUTCOMES, level_status, ops_summary
 
 __all__ = ["LEVELS", "OUTCOMES", "OpAccuracy", "Summary", "fmt_num", "summarize"]
 
 LEVELS = ("ops", "graphs", "semantics", "robustness", "optimizer", "models")
-OUTCOMES = ("passed", "failed", "unsupported", "error", "timeout")
-_BAD = {"failed", "error", "timeout"}
 
 
 @dataclass(frozen=True)
@@ -58,69 +57,30 @@ class Summary:
         return self.graphs_checked / self.duration_s
 
 
-def level_status(outcomes: Iterable[str]) -> str:
-    """A level's status: failed if any property failed, else passed, else unsupported.
-
-    >>> level_status(["passed", "unsupported"]), level_status(["passed", "timeout"])
-    ('passed', 'failed')
-    """
-    seen = set(outcomes)
-    if not seen:
-        return "not run"
-    if seen & _BAD:
-        return "failed"
-    if "passed" in seen:
-        return "passed"
-    return "unsupported"
-
-
-def _stats(op: str, kind: str, rows: Sequence[Mapping[str, Any]]) -> OpAccuracy:
-    ulps = [float(r.get("ulps", math.nan)) for r in rows]
-    rel = [float(r.get("rel", math.nan)) for r in rows]
-    finite_u = [u for u in ulps if not math.isnan(u)]
-    finite_r = [r for r in rel if not math.isnan(r)]
-    worst = max(rows, key=lambda r: _key(r.get("ulps")), default={})
-    return OpAccuracy(
-        op=op, kind=kind, count=len(rows),
-        max_ulps=max(finite_u, default=math.nan),
-        median_ulps=statistics.median(finite_u) if finite_u else math.nan,
-        max_rel=max(finite_r, default=math.nan),
-        median_rel=statistics.median(finite_r) if finite_r else math.nan,
-        worst_inputs=worst.get("inputs"),
-    )
-
-
-def _key(x: Any) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return -math.inf
-    return -math.inf if math.isnan(v) else v
-
-
 def _accuracy(doc: Mapping[str, Any]) -> list[OpAccuracy]:
-    samples = doc.get("samples") or []
-    if samples:
-        groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-        for s in samples:
-            key = (str(s.get("op") or "graph"), str(s.get("kind", "grad")))
-            groups.setdefault(key, []).append(s)
-        return [_stats(op, kind, rows) for (op, kind), rows in sorted(groups.items())]
+    """Per-op statistics: from the samples when there are any, else the ``ops`` table."""
+    samples = [dict(s, op=s.get("op") or "graph") for s in doc.get("samples") or []]
+    table = ops_summary(samples) if samples else (doc.get("ops") or {})
     out = []
-    for op, kinds in sorted((doc.get("ops") or {}).items()):
+    for op, kinds in sorted(table.items()):
         for kind in ("value", "grad"):
             st = (kinds or {}).get(kind)
             if not st:
                 continue
             out.append(OpAccuracy(
                 op=op, kind=kind, count=int(st.get("count", 0)),
-                max_ulps=float(st.get("max_ulps", math.nan)),
-                median_ulps=float(st.get("median_ulps", math.nan)),
-                max_rel=float(st.get("max_rel", math.nan)),
-                median_rel=float(st.get("median_rel", math.nan)),
+                max_ulps=_float(st.get("max_ulps")), median_ulps=_float(st.get("median_ulps")),
+                max_rel=_float(st.get("max_rel")), median_rel=_float(st.get("median_rel")),
                 worst_inputs=st.get("worst_inputs"),
             ))
     return out
+
+
+def _float(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def summarize(doc: Mapping[str, Any]) -> Summary:
@@ -148,7 +108,7 @@ def summarize(doc: Mapping[str, Any]) -> Summary:
         properties=props,
         levels=levels,
         accuracy=_accuracy(doc),
-        failures=[p for p in props if p.get("outcome") in _BAD],
+        failures=[p for p in props if p.get("outcome") in BAD],
         samples=list(doc.get("samples") or []),
         engine=dict(doc.get("engine") or {}),
     )
