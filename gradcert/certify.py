@@ -245,7 +245,7 @@ def _worst(p: PropertyResult) -> str:
 def _note(p: PropertyResult) -> str:
     n = p.notes
     if p.outcome == "unsupported":
-        return str(n.get("unsupported", ""))[:60]
+        return str(n.get("unsupported", ""))[:90]
     for key in ("second_backward", "relu'(0)", "max_ok_depth", "failed_depth", "seconds"):
         if key in n:
             return f"{key}: {n[key]}"

@@ -36,6 +36,7 @@ __all__ = [
     "EngineRaised",
     "EngineTimeout",
     "Finding",
+    "TimedOut",
     "Profile",
     "property_id",
     "time_limit",
@@ -151,6 +152,12 @@ class EngineRaised(Finding):
         self.error = error
 
 
+class TimedOut(Finding):
+    """The engine did not finish within a property's time bound."""
+
+    outcome = "timeout"
+
+
 class EngineTimeout(BaseException):
     """One example ran longer than the profile's per-example limit.
 
@@ -259,6 +266,10 @@ class Check:
         except Finding:
             raise
         except Exception as e:  # the engine's code is untrusted: anything may come out
+            from gradcert.adapters.base import Unsupported
+
+            if isinstance(e, Unsupported):
+                self.unsupported(str(e))
             raise EngineRaised(graph, e, what) from e
 
     def examples(self, strategy: Any, check: Callable[[Any], None],

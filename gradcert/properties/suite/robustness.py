@@ -11,7 +11,7 @@ from typing import Any
 
 from gradcert.graph import OPS, Graph, Node, evaluate
 from gradcert.properties.assertions import compare, fmt, oracle
-from gradcert.properties.runner import EngineRaised, Finding
+from gradcert.properties.runner import EngineRaised, Finding, TimedOut
 from gradcert.properties.suite.ops import op_graph, raise_finding
 
 DEFAULT_RECURSION_LIMIT = 1000  # CPython's default
@@ -111,6 +111,11 @@ def test_chain_10k(gradcert_check: Any) -> None:
         raise_finding(check, Finding(f"sum() over 10,000 Values: {why}", None,
                                      repro={"kind": "chain", "body": _chain_body(check, 10_000,
                                                                                   False)}))
+    if res is None:
+        raise_finding(check, TimedOut(
+            f"sum() over 10,000 Values did not finish within "
+            f"{check.profile.test_timeout / 3:g} s", None,
+            repro={"kind": "chain", "body": _chain_body(check, 10_000, False)}))
     depth = _failing_depth(check)
     if depth:
         check.record.notes["fails_from_depth"] = depth
@@ -163,7 +168,7 @@ def test_deep_chain(gradcert_check: Any) -> None:
         why = _why(res, g)
         if why is not None:
             check.record.notes.update(max_ok_depth=ok, failed_depth=n, error=why)
-            raise_finding(check, Finding(
+            raise_finding(check, (TimedOut if res is None else Finding)(
                 f"a chain {n:,} deep fails even with a large stack and recursion limit: {why} "
                 f"(deepest that worked: {ok:,})", None, expected="value and every gradient 1.0",
                 actual=why, repro={"kind": "chain", "body": _chain_body(check, n, True)}))
@@ -257,7 +262,7 @@ def test_large_graph(gradcert_check: Any) -> None:
     check.record.notes.update(nodes=len(g), seconds=round(seconds, 3),
                               nodes_per_s=round(len(g) / seconds))
     if res is None:
-        raise_finding(check, Finding(
+        raise_finding(check, TimedOut(
             f"forward and backward of a {len(g):,}-node graph took longer than {bound:g} s",
             None, expected=f"<= {bound:g} s", actual="not finished"))
     if isinstance(res, BaseException):
@@ -369,8 +374,13 @@ def test_dtype(gradcert_check: Any) -> None:
     # A Value class takes Python floats: that is a float64 claim, whatever it does inside.
     takes_floats = isinstance(check.adapter, GenericAdapter)
     if dtype == "float64" or takes_floats:
-        leaf = check.call(lambda: float(check.adapter.value(check.adapter.leaf(x))), g,
-                          "reading a leaf")
+        if check.caps.functional:  # no handles: read the leaf back through x * 1.0
+            one = Graph((Node.leaf(x), Node("mulc", (0,), 1.0)))
+            leaf = check.call(lambda: float(run_graph(check.adapter, one).value), one,
+                              "reading a leaf")
+        else:
+            leaf = check.call(lambda: float(check.adapter.value(check.adapter.leaf(x))), g,
+                              "reading a leaf")
         if leaf != x:
             raise_finding(check, Finding(
                 ("the engine takes Python floats" if takes_floats else
