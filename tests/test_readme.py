@@ -1,0 +1,20 @@
+"""The README's examples run as written."""
+
+import doctest
+from pathlib import Path
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def test_readme_examples():
+    result = doctest.testfile(str(README), module_relative=False,
+                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 8, "the README's examples were not found"
+    assert result.failed == 0
+
+
+def test_readme_test_command_is_what_ci_runs():
+    ci = (README.parent / ".ci" / "run").read_text()
+    command = 'pip install -e ".[test]" && python -m pytest'
+    assert f"```\n{command}\n```" in README.read_text()
+    assert f"\n{command}\n" in ci
