@@ -8,7 +8,6 @@ from typing import Any
 from hypothesis import assume
 
 from gradcert.graph import Graph
-from gradcert.properties import strategies as st
 from gradcert.properties.assertions import fmt, oracle
 from gradcert.properties.runner import Finding
 
@@ -43,7 +42,7 @@ def test_adam(gradcert_check: Any) -> None:
     import mpmath
 
     from gradcert.adapters.base import run_graph
-    from gradcert.properties.suite.semantics import backward, build, grads
+    from gradcert.properties.suite.semantics import _graphs, backward, build, grads
 
     check = gradcert_check
     from gradcert.adapters.base import Adapter
@@ -108,8 +107,7 @@ def test_adam(gradcert_check: Any) -> None:
             ps = new
         check.record.checked()
 
-    strategy = st.graphs(check.caps.ops, max_nodes=min(check.profile.max_nodes, 8),
-                         max_leaves=3, leaves="realistic")
+    strategy = _graphs(check, max_leaves=3, leaves="realistic")
     check.examples(strategy, one, examples=max(5, check.profile.examples // 2))
 
 
