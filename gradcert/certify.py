@@ -6,8 +6,9 @@ auto-loaded plugins do not leak in), across ``jobs`` pytest-xdist workers,
 so a worker that dies is reported as a crash of the property it was
 running and certification goes on. Each worker appends a JSON line per
 finished test under ``<out>/records``; afterwards they are merged into
-``<out>/results.json`` beside pytest's ``<out>/junit.xml`` and a
-reproducer per failed property under ``<out>/reproducers``.
+``<out>/results.json`` (with ``report.md`` and ``report.html`` made from it)
+beside pytest's ``<out>/junit.xml`` and a reproducer per failed property
+under ``<out>/reproducers``.
 
 >>> EXIT_CERTIFIED, EXIT_FAILED, EXIT_USAGE
 (0, 1, 2)
@@ -186,7 +187,22 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
         engine=_engine(out, adapter),
     )
     results.write(out / "results.json")
+    _write_reports(results, out)
     return results
+
+
+def _write_reports(results: Results, out: Path) -> None:
+    """``report.md`` and ``report.html`` beside results.json; a report that cannot be made
+    is a warning, never a lost certification."""
+    try:
+        from gradcert import reports
+
+        doc = results.to_dict()
+        (out / "report.md").write_text(reports.to_markdown(doc), encoding="utf-8")
+        (out / "report.html").write_text(reports.to_html(doc), encoding="utf-8")
+    except Exception as e:
+        print(f"gradcert certify: no report.md/report.html ({type(e).__name__}: {e})",
+              file=sys.stderr)
 
 
 def _engine(out: Path, adapter: Any) -> dict[str, Any]:

@@ -68,6 +68,8 @@ def test_the_reference_engine_is_certified_with_a_full_report(tmp_path):
     assert len(cases) > len(PROPERTIES) and not suite.findall(".//failure")
     assert "verdict: CERTIFIED" in run.stdout and "graphs/s" in run.stdout
     assert not list((tmp_path / "rep").glob("reproducers/*.py"))
+    assert "certified" in (tmp_path / "rep" / "report.md").read_text().lower()
+    assert (tmp_path / "rep" / "report.html").read_text().startswith("<!DOCTYPE html>")
 
 
 def test_a_value_class_by_module_attr_fails_with_a_reproducer_that_turns_green(tmp_path):
