@@ -1,6 +1,7 @@
 """The conformance suite's machinery: ids, reproducers, time limits, failure messages."""
 
 import ast
+import os
 import signal
 import subprocess
 import sys
@@ -196,9 +197,12 @@ def test_the_plugin_echoes_its_settings_and_is_inert_without_them(tmp_path):
     base = [sys.executable, "-m", "pytest", "-p", "gradcert.pytest_plugin", "-p", "no:xdist",
             "-p", "no:cacheprovider", "-c", str(tmp_path / "none.ini"), str(tmp_path)]
     (tmp_path / "none.ini").write_text("[pytest]\n")
+    # -p loads the plugin whether or not an entry point would (autoload off: no clash)
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env = {k: v for k, v in env.items() if not k.startswith("GRADCERT_")}
     on = subprocess.run(base + ["--gradcert-profile=ci"], capture_output=True, text=True,
-                        timeout=120)
+                        timeout=120, env=env)
     assert "gradcert: target=gradcert profile=ci seed=derandomized" in on.stdout
     assert on.returncode == 0, on.stdout
-    off = subprocess.run(base, capture_output=True, text=True, timeout=120)
+    off = subprocess.run(base, capture_output=True, text=True, timeout=120, env=env)
     assert "gradcert:" not in off.stdout and off.returncode == 0
