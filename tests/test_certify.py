@@ -47,9 +47,15 @@ def engine(tmp_path, name, source=None):
     return f"eng.{name}:Value"
 
 
+SCHEMA = Path(__file__).resolve().parents[1] / "gradcert" / "results.schema.json"
+
+
 def results(out):
     doc = json.loads((out / "results.json").read_text())
     assert doc["schema"] == "gradcert.results" and doc["version"] == 1
+    if SCHEMA.is_file():  # every document certify writes, failures included, is valid
+        jsonschema = pytest.importorskip("jsonschema")
+        jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
     return doc, {p["id"]: p for p in doc["properties"]}
 
 

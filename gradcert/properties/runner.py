@@ -332,6 +332,7 @@ class Check:
                    "expected": f.expected, "actual": f.actual, "code": code,
                    "graph": f.graph.to_dict() if f.graph is not None and len(f.graph) <= 2000
                    else None}
+        failure = {k: v for k, v in failure.items() if v is not None}
         self.record.fail(outcome, failure, str(path) if path else None)
         pytest.fail(message, pytrace=False)
 
