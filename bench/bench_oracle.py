@@ -6,11 +6,14 @@ sharing), prints the time of
 
 - the reference engine (gradcert.engine.Value) building the graph and running
   backward, from Python source made by gradcert.graph.to_python;
-- the oracle with certification and precision escalation (exact_graph);
+- the oracle with certification and precision escalation (exact_graph), on
+  gmpy2's mpfr numbers (the default when gmpy2 is installed) and on mpmath's
+  mpf alone (the fallback without gmpy2; mpmath still over gmpy2 here);
 - the oracle as one plain reverse-mode pass at 117 bits, no error tracking and
-  no escalation (exact_graph(graph, prec=117));
+  no escalation (exact_graph(graph, prec=117)), on mpfr;
 
-each the best of several repeats, and the ratios. Run:
+each the best of several repeats, and the ratios. Every oracle time includes
+planning the graph and converting the results to mpf. Run:
 
     python bench/bench_oracle.py            # add --sizes 10 100 to choose sizes
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import math
 import random
 import time
@@ -28,6 +32,8 @@ import mpmath
 from gradcert.engine import Value
 from gradcert.graph import Graph, Node, to_python
 from gradcert.oracle import exact_graph
+
+oracle_exact = importlib.import_module("gradcert.oracle.exact")
 
 
 def random_graph(n: int, seed: int = 0) -> Graph:
@@ -94,19 +100,24 @@ def main(argv: list[str] | None = None) -> None:
     print(f"mpmath {mpmath.__version__}, backend {mpmath.libmp.BACKEND}; "
           "times are the best of several runs, in ms")
     print()
-    print("| nodes | reference f64 fwd+bwd | oracle certified | oracle 1 pass @117 bits "
-          "| certified / reference | certified / 1 pass | precisions |")
-    print("|---:|---:|---:|---:|---:|---:|---|")
+    print("| nodes | reference f64 fwd+bwd | certified, mpfr | certified, mpf "
+          "| 1 pass @117 bits, mpfr | certified mpfr / reference | certified mpf / reference "
+          "| certified / 1 pass (mpfr) | precisions |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     gc.collect()
     for n in args.sizes:
         g = random_graph(n, seed=n)
         repeats = max(3, min(50, 20000 // n))
         ref = best(reference_runner(g), repeats * 4)
-        ex = exact_graph(g)
-        cert = best(lambda g=g: exact_graph(g), repeats)
-        plain = best(lambda g=g: exact_graph(g, prec=117), repeats)
-        print(f"| {n:,} | {ref * 1e3:.2f} | {cert * 1e3:.2f} | {plain * 1e3:.2f} "
-              f"| {cert / ref:.1f}x | {cert / plain:.2f}x | {', '.join(map(str, ex.precisions))} |")
+        with oracle_exact._numbers(True):
+            ex = exact_graph(g)
+            cert = best(lambda g=g: exact_graph(g), repeats)
+            plain = best(lambda g=g: exact_graph(g, prec=117), repeats)
+        with oracle_exact._numbers(False):
+            slow = best(lambda g=g: exact_graph(g), max(3, repeats // 3))
+        print(f"| {n:,} | {ref * 1e3:.2f} | {cert * 1e3:.2f} | {slow * 1e3:.2f} "
+              f"| {plain * 1e3:.2f} | {cert / ref:.1f}x | {slow / ref:.1f}x "
+              f"| {cert / plain:.2f}x | {', '.join(map(str, ex.precisions))} |")
 
 
 if __name__ == "__main__":

@@ -470,3 +470,105 @@ def test_tiny_partials_of_huge_inputs_are_bounded():
     assert exact(lambda x: x.tanh(), [-1e16]).value_f64 == -1.0
     with pytest.raises(Unresolved, match="magnitude"):
         exact(lambda x: x.exp(), [1e16])  # 2**(1.4e16): beyond the bounds' float exponents
+
+
+# -- the two number systems: gmpy2's mpfr and mpmath's mpf -------------------
+
+needs_gmpy = pytest.mark.skipif(oracle_exact._mpfr is None, reason="needs gmpy2")
+
+
+def _outcome(g):
+    try:
+        ex = exact_graph(g, max_prec=2048)
+    except DomainError as e:
+        return ("domain", e.node, e.op)
+    except Unresolved:
+        return ("unresolved",)
+    return (ex.values_f64, ex.grad_f64, ex.certified, ex.overflow, ex.kinks)
+
+
+@needs_gmpy
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_graphs(max_ops=20))
+def test_mpfr_and_mpf_passes_certify_the_same_roundings(g):
+    fast = _outcome(g)
+    with oracle_exact._numbers(False):
+        slow = _outcome(g)
+    # mpfr knows exactly which roundings were exact, mpf a sufficient test only,
+    # so the mpfr passes may certify a rare graph that mpf gives up on
+    assume("unresolved" not in (fast[0], slow[0]))
+    assert fast == slow
+
+
+@needs_gmpy
+def test_results_are_mpf_whichever_numbers_ran():
+    for fast in (True, False):
+        with oracle_exact._numbers(fast):
+            ex = exact(lambda x, y: (x * y).log() - y.exp() / x, [3.0, 0.5])
+            with pytest.raises(DomainError) as info:
+                exact(lambda x: (x - x * 1.0).log(), [3.0])
+        for v in (ex.value, *ex.grad, *ex.values, *info.value.inputs):
+            assert isinstance(v, mpmath.ctx_mp_python._mpf), (fast, type(v))
+
+
+@needs_gmpy
+def test_passes_beyond_mpfr_range_are_redone_in_mpf():
+    # exp(-2e300) underflows mpfr's exponent range; mpf carries it and bounds
+    # the tiny partial, and 2**(2**40) overflows mpfr but is within the oracle's
+    ex = exact(lambda x: x.tanh() * 2.0 + x.sigmoid(), [1e300])
+    assert ex.value_f64 == 3.0 and ex.grad_f64 == (0.0,)
+    big = exact(lambda x: x.exp() * 0.0 + 1.0 / (x.exp() + 1.0), [2.0**40])
+    assert big.value_f64 == 0.0 and big.values[1] > mpmath.mpf(2) ** (2**40)
+
+
+@needs_gmpy
+def test_gmpy2_context_of_the_caller_is_neither_used_nor_changed():
+    import gmpy2
+
+    with gmpy2.context(precision=20, round=gmpy2.RoundDown, trap_inexact=True) as mine:
+        ex = exact(lambda x: (x + 1e16) - 1e16 + x.tanh(), [0.1])
+        assert gmpy2.get_context() is mine
+        assert mine.precision == 20 and mine.round == gmpy2.RoundDown
+    assert ex.value_f64 == 0.1 + math.tanh(0.1) or ex.value_f64 == round_to(
+        mpmath.mpf(0.1) * 1 + mpmath.tanh(mpmath.mpf(0.1)))
+    with oracle_exact._numbers(False):
+        assert exact(lambda x: (x + 1e16) - 1e16 + x.tanh(), [0.1]).value_f64 == ex.value_f64
+
+
+@needs_gmpy
+@settings(max_examples=500, deadline=None)
+@given(st.integers(2**52, 2**53 - 1), st.integers(-1000, 1000),
+       st.one_of(st.integers(-(2**64), 2**64), st.integers(2**63 - 2**40, 2**63 + 2**40)),
+       st.floats(-4, 4), st.booleans())
+def test_quick_float64_certificate_is_sound(man, q, offset, jitter, neg):
+    # v lies near the float64 man * 2**q (often near a rounding midpoint), and
+    # the error bound near v's distance from that midpoint; certain(v, err) may
+    # say "not shown", but when it says certain, both ends of v +- 2**err
+    # round to the same float64 as v
+    mpfr_ = oracle_exact._mpfr
+    units = man * 2**64 + offset
+    dist = abs(abs(offset) - 2**63) or 1
+    err = q - 64 + math.log2(dist) + jitter
+    with mpfr_.context(117):
+        v = mpfr_.mpfr(-units if neg else units) * mpfr_.gmpy2.exp2(q - 64)
+        assert v.rc == 0
+        f, ok = mpfr_.certain(v, err)
+        want, _ = oracle_exact._certain(v, err)
+    assert f == want
+    if not ok:
+        return
+    ctx = mpmath.MPContext()
+    ctx.prec = 3000
+    x = mpfr_.to_mpf(v, ctx)
+    d = ctx.mpf(2) ** err * (1 + ctx.mpf(2) ** -100)
+    assert round_to(x - d) == round_to(x + d) == f
+
+
+@needs_gmpy
+def test_quick_float64_certificate_decides_the_common_case():
+    mpfr_ = oracle_exact._mpfr
+    with mpfr_.context(117):
+        third = mpfr_.number(1.0) / 3
+        assert mpfr_.certain(third, -120.0) == (1 / 3, True)
+        assert mpfr_.certain(third, -54.0)[1] is False  # too loose: the exact test decides
+        assert mpfr_.certain(mpfr_.number(0.5), -math.inf) == (0.5, True)

@@ -12,11 +12,12 @@ is *certified*, not merely stable: while it evaluates at working precision
 ``p``, the oracle carries beside every value, local partial and adjoint a
 first-order bound on its absolute error (a running error analysis, as in
 Higham's *Accuracy and Stability of Numerical Algorithms*, §3.3): each op
-adds its own rounding (half an ulp at ``p`` for ``+ - * /``, which mpmath
-rounds correctly, and which the oracle recognises as exact when the operands'
-bits fit in ``p``; 8 ulps for ``exp``, ``log``, ``tanh``, ``sigmoid`` and
-powers, except at exact points such as exp(0) = 1) to the errors of its
-operands times its partials. Cancellation is therefore seen as it happens:
+adds its own rounding (half an ulp at ``p`` for ``+ - * /``, which are
+rounded correctly, and none when one is exact: MPFR says so, and on mpf the
+oracle knows it when the operands' bits fit in ``p``; 8 ulps for ``exp``,
+``log``, ``tanh``, ``sigmoid`` and powers, except at exact points such as
+exp(0) = 1) to the errors of its operands times its partials. Cancellation
+is therefore seen as it happens:
 in ``(x + 1e30) - 1e30`` the absolute error of the sum survives the
 subtraction and is large relative to the result, which is what "stable
 between two consecutive precisions" cannot see. A value is certified when
@@ -26,7 +27,7 @@ rounds to even). The oracle starts at ``p = 53 + 64`` bits and, while any
 value or leaf gradient is not certified, raises ``p`` to at least
 ``53 + 2 * (p - 53)`` (and further by the bits the worst bound says are
 missing), up to ``max_prec`` bits. On a well-conditioned graph the first
-run certifies everything, so the rule costs the bookkeeping (1.2-1.6x one
+run certifies everything, so the rule costs the bookkeeping (1.2-1.4x one
 plain pass, bench/bench_oracle.py), not a second run.
 
 The bound is first order: it is trusted only where the operands of a
@@ -57,8 +58,16 @@ Values on which an op is evaluated exactly at a non-differentiable point (a
 relu of exactly 0, whose derivative is 0 by the table's convention) are
 listed in :attr:`Exact.kinks`.
 
-The oracle uses a private mpmath context per thread (never the global
-``mp.prec``) over the gmpy2 backend, and warns once if gmpy2 is missing.
+**Numbers.** The passes run on gmpy2's mpfr numbers (gradcert.oracle._mpfr),
+each in a fresh gmpy2 context of its thread, so a caller's gmpy2 settings are
+neither used nor changed. MPFR reports whether each operation rounded, which
+makes the exactness of ``+ - * /`` a flag to read. A pass that leaves mpfr's
+exponent range (about 2**(+-2**30)) or raises is redone on mpmath's mpf,
+whose verdict stands. Results are always mpf, of a private mpmath context
+per thread (never the global ``mp.prec``). Without gmpy2 the oracle runs on
+mpf alone and warns once. The certified gradient of a 1,000-node graph costs
+about 17x the reference engine's float64 forward and backward on mpfr, 30x
+on mpf (bench/bench_oracle.py).
 
 >>> e = exact(lambda x: (x + 1e16) - 1e16, [1.0])
 >>> e.value_f64
@@ -77,13 +86,20 @@ from __future__ import annotations
 import math
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import mpmath
 
 from gradcert.graph import OPS, DomainError, Graph, trace
+
+try:
+    from gradcert.oracle import _mpfr
+except ImportError:  # no gmpy2: mpmath alone
+    _mpfr = None  # type: ignore[assignment]
+_MPFR: Any = None if _mpfr is None else _mpfr.mpfr
 
 __all__ = [
     "START_PREC",
@@ -159,6 +175,11 @@ class Exact:
 
 def _parts(x: Any) -> tuple[int, Any, int]:
     """(sign, mantissa, exponent) of an mpf/float/int, value = (-1)**sign * man * 2**exp."""
+    if type(x) is _MPFR:  # its _mpf_ is unnormalised, and zero has no exponent
+        if not x:
+            return 0, 0, 0
+        if not _mpfr.gmpy2.is_finite(x):
+            raise ValueError(f"cannot round {x!r}: not a finite number")
     t = getattr(x, "_mpf_", None)
     if t is None:
         if isinstance(x, bool) or not isinstance(x, (int, float)):
@@ -196,7 +217,7 @@ def _round(sign: int, man: Any, exp: int, fmt: tuple[int, int, int]) -> tuple[fl
 
 
 def round_to(x: Any, dtype: str = "float64") -> float:
-    """``x`` (an mpf, int or float) correctly rounded to ``dtype``, as a Python float.
+    """``x`` (an mpf, gmpy2 mpfr, int or float) correctly rounded to ``dtype``, as a Python float.
 
     Rounds once, to nearest with ties to even, including into the subnormal
     range, and to +-inf beyond the range (so float32 results never suffer a
@@ -239,6 +260,8 @@ def _mag(x: Any) -> float:
     """An upper bound on log2|x| (-inf for zero); |x| >= 2**(_mag(x) - 1)."""
     if type(x) is int:
         return _NEG if x == 0 else float(x.bit_length())
+    if type(x) is _MPFR:
+        return _mpfr.upper(x)
     t = x._mpf_
     return float(t[2] + t[3]) if t[1] else _NEG
 
@@ -274,7 +297,8 @@ _EXACT_WHEN: dict[str, Callable[[tuple[Any, ...], int], bool]] = {
 _SPECIAL = {"exp": (0, 1), "log": (1, 0), "tanh": (0, 0), "sigmoid": (0, 0.5)}
 
 
-def _exact_point(name: str, operands: tuple[Any, ...], es: list[Any], prec: int) -> bool:
+def _exact_point(name: str, operands: tuple[Any, ...], es: Sequence[Any], prec: int,
+                 bits: Callable[[Any], int]) -> bool:
     """Whether a nonlinear op on exact operands gave an exact result: exp(0) = 1,
     log(1) = 0, tanh(0) = 0, sigmoid(0) = 1/2, x ** c for c in {0, 1}, or a
     positive integer c small enough for x ** c to fit in ``prec`` bits."""
@@ -287,7 +311,7 @@ def _exact_point(name: str, operands: tuple[Any, ...], es: list[Any], prec: int)
         c = operands[1]
         if c == 0 or c == 1:
             return True
-        return bool(c > 0 and c == int(c) and (not x or x._mpf_[3] * int(c) <= prec))
+        return bool(c > 0 and c == int(c) and (not x or bits(x) * int(c) <= prec))
     return False
 
 
@@ -357,13 +381,73 @@ _DOMAIN_ARG = {"div": 1, "rdivc": 0, "powc": 0, "log": 0}  # the operand a domai
 
 
 # ---------------------------------------------------------------------------
-# Contexts.
+# Number systems. The passes run on gmpy2's mpfr numbers when mpmath runs
+# over gmpy2 (about 10x cheaper per operation than mpmath's mpf wrappers),
+# else on mpf; results are always handed out as mpf.
 
 _local = threading.local()
 _warned = False
 
 
-def _context() -> Any:
+@dataclass(frozen=True)
+class _Numbers:
+    """What a pass needs of a number system: the op table's namespace, leaf
+    and constant conversion, magnitudes (``upper``: log2 bound, -2**50 at the
+    least; ``mag`` unclamped, for values), significant bits, and ``fast``:
+    whether results carry MPFR's exactness flag ``rc``."""
+
+    ns: Any
+    number: Callable[[float], Any]
+    upper: Callable[[Any], float]
+    mag: Callable[[Any], float]
+    bits: Callable[[Any], int]
+    fast: bool
+
+
+def _mpf_mag(v: Any) -> float:
+    t = v._mpf_
+    return t[2] + t[3] if t[1] else _NEG
+
+
+def _mpf_numbers(ctx: Any) -> _Numbers:
+    make, from_float = ctx.make_mpf, mpmath.libmp.from_float
+    return _Numbers(ns=ctx, number=lambda x: make(from_float(x)),
+                    upper=lambda v: _upper(v._mpf_), mag=_mpf_mag,
+                    bits=lambda v: v._mpf_[3], fast=False)
+
+
+class _Context:
+    """A thread's oracle state: a private mpmath context (never the global
+    ``mp``), and the number systems of its passes."""
+
+    def __init__(self, fast: bool | None = None) -> None:
+        self.mp = mpmath.MPContext()
+        self.slow = _mpf_numbers(self.mp)
+        if fast is None:
+            fast = _mpfr is not None and mpmath.libmp.BACKEND == "gmpy"
+        elif fast and _mpfr is None:
+            raise RuntimeError("mpfr passes need gmpy2")
+        self.numbers = self.slow if not fast else _Numbers(
+            ns=_mpfr, number=_mpfr.number, upper=_mpfr.upper, mag=_mpfr.upper,
+            bits=_mpfr.bits, fast=True)
+
+    def to_mpf(self, x: Any) -> Any:
+        return _mpfr.to_mpf(x, self.mp) if type(x) is _MPFR else x
+
+
+@contextmanager
+def _numbers(fast: bool) -> Iterator[None]:
+    """Run this thread's oracle on mpfr (``fast``) or on mpf alone, for a while:
+    for tests and the benchmark, which compare the two."""
+    saved = getattr(_local, "ctx", None)
+    _local.ctx = _Context(fast)
+    try:
+        yield
+    finally:
+        _local.ctx = saved
+
+
+def _context() -> _Context:
     global _warned
     ctx = getattr(_local, "ctx", None)
     if ctx is None:
@@ -372,7 +456,7 @@ def _context() -> Any:
             warnings.warn("gmpy2 is not installed: the oracle runs on mpmath's pure-Python "
                           "backend, 1.5-5x slower (pip install gmpy2)", RuntimeWarning,
                           stacklevel=3)
-        ctx = _local.ctx = mpmath.MPContext()
+        ctx = _local.ctx = _Context()
     return ctx
 
 
@@ -385,13 +469,15 @@ _LINEAR_KIND, _MUL_KIND, _RELU_KIND, _OTHER_KIND = 0, 1, 2, 3
 
 @dataclass
 class _Plan:
-    """What a run needs from the graph, computed once: per inner node a row
-    (id, op, args, constant as mpf, op name, domain operand, kind, exactness
-    test, partial-error rule, pair-exact value); leaf values as mpf."""
+    """What a run needs from the graph, computed once per number system: per
+    inner node a row (id, op, args, constant as a number, op name, domain
+    operand, kind, exactness test, partial-error rule, pair-exact value);
+    leaf values as numbers."""
 
     rows: list[tuple[Any, ...]]
     leaf_values: list[Any]
     leaves: tuple[int, ...]
+    numbers: _Numbers
 
 
 def _static_row(name: str) -> tuple[Any, ...]:
@@ -405,17 +491,28 @@ def _static_row(name: str) -> tuple[Any, ...]:
 _STATIC = {name: _static_row(name) for name in OPS}
 
 
-def _plan(graph: Graph, ctx: Any) -> _Plan:
-    make, from_float = ctx.make_mpf, mpmath.libmp.from_float
+def _plan(graph: Graph, numbers: _Numbers) -> _Plan:
+    convert = numbers.number
+    made: dict[float, Any] = {}
+
+    def number(x: float) -> Any:  # leaves and constants repeat: convert each once
+        if not x:
+            return convert(x)
+        v = made.get(x)
+        if v is None:
+            v = made[x] = convert(x)
+        return v
+
     canon: list[int] = []
     seen: dict[tuple[Any, ...], int] = {}
     rows: list[tuple[Any, ...]] = []
     leaf_values: list[Any] = []
-    pair_value = {"sub": ctx.mpf(0), "div": ctx.mpf(1)}
+    pair_value = {"sub": convert(0.0), "div": convert(1.0)}
     for i, n in enumerate(graph.nodes):
         name = n.op
         if name == "leaf":
-            leaf_values.append(make(from_float(n.value)))
+            assert n.value is not None  # a validated leaf has its float
+            leaf_values.append(number(n.value))
             canon.append(i)
             continue
         leaf_values.append(None)
@@ -431,12 +528,12 @@ def _plan(graph: Graph, ctx: Any) -> _Plan:
         else:
             key = (name, canon[args[0]], n.const)
         canon.append(seen.setdefault(key, i))
-        const = None if n.const is None else make(from_float(n.const))
+        const = None if n.const is None else number(n.const)
         row = (i, static[0], args, const, *static[1:], pair)
         if name == "powc" and n.const is not None and n.const >= 0 and n.const.is_integer():
             row = row[:5] + (None,) + row[6:]  # x ** 2 has no domain edge at 0
         rows.append(row)
-    return _Plan(rows, leaf_values, graph.leaves)
+    return _Plan(rows, leaf_values, graph.leaves, numbers)
 
 
 @dataclass
@@ -448,29 +545,49 @@ class _Run:
     kinks: list[int]
     doubtful: int | None  # a node whose bound cannot be trusted at this precision
     reason: str
+    prec: int
+    leaves: tuple[int, ...]
 
 
-def _run(graph: Graph, plan: _Plan, ctx: Any, prec: int, track: bool,
+def _run(graph: Graph, plans: dict[bool, _Plan], ctx: _Context, prec: int, track: bool,
          last: bool) -> _Run:
-    """Forward and reverse at ``prec`` bits, with error bounds when ``track``."""
+    """Forward and reverse at ``prec`` bits, with error bounds when ``track``.
+
+    A pass on mpfr numbers is kept only if it stays within mpfr's range and
+    raises nothing; otherwise (overflow, underflow, a domain error, an
+    unresolved node) the pass is redone on mpf, whose verdict stands."""
     where: list[int] = [0]
+    plan = plans[ctx.numbers.fast]
     try:
-        return _pass(plan, ctx, prec, track, last, where)
+        if plan.numbers.fast:
+            with _mpfr.context(prec) as mc:
+                try:
+                    run = _pass(plan, prec, track, last, where)
+                except (ArithmeticError, ValueError, TypeError):
+                    run = None
+                if run is not None and _mpfr.clean(mc):
+                    return run
+            plan = plans.get(False) or plans.setdefault(False, _plan(graph, ctx.slow))
+        ctx.mp.prec = prec
+        return _pass(plan, prec, track, last, where)
     except OverflowError:  # a magnitude's exponent beyond float: 2**(2**1024)
         raise Unresolved(where[0], "a magnitude beyond the oracle's range") from None
 
 
-def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
-          where: list[int]) -> _Run:
-    ctx.prec = prec
+def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> _Run:
+    """One pass at ``prec`` bits (the caller has set the numbers' precision).
+
+    With mpfr numbers (``fast``), an op of one rounding is exact exactly when
+    MPFR says so (``rc == 0``); with mpf, when its operands' bits fit."""
     NEG, lsum = _NEG, _lsum
+    nums = plan.numbers
+    ns, upper, mag, bits, fast = nums.ns, nums.upper, nums.mag, nums.bits, nums.fast
     values: list[Any] = list(plan.leaf_values)
     n = len(values)
     errs: list[Any] = [NEG] * n
     mags: list[Any] = [NEG] * n
     for i in plan.leaves:
-        t = values[i]._mpf_
-        mags[i] = t[2] + t[3] if t[1] else NEG
+        mags[i] = mag(values[i])
     partials: list[tuple[Any, ...]] = [()] * n
     perrs: list[Any] = [()] * n
     kinks: list[int] = []
@@ -478,23 +595,29 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
     reason = ""
     rnd = 3 - prec  # log2 of 8 ulps at prec, relative: one op's own rounding
     half = -prec  # one correctly rounded + - * /
+    ms: tuple[Any, ...] = ()
+    es: tuple[Any, ...] = ()
     for i, op, args, c, name, k, has_domain, kind, exact_when, prel, pair in plan.rows:
         where[0] = i
         if len(args) == 1:
             a0 = args[0]
             operands = (values[a0], c) if c is not None else (values[a0],)
+            if track:
+                ms, es = (mags[a0],), (errs[a0],)
         else:
-            operands = (values[args[0]], values[args[1]])
+            a0, a1 = args
+            operands = (values[a0], values[a1])
+            if track:
+                ms, es = (mags[a0], mags[a1]), (errs[a0], errs[a1])
         why = op.domain(*operands) if has_domain else None
         if track:
-            ms = [mags[a] for a in args]
-            es = [errs[a] for a in args]
             if k is not None and es[k] != NEG and not es[k] < ms[k] - 1:
                 if why and last:
                     raise Unresolved(i, f"cannot decide at {prec} bits whether the input "
                                         f"of {name} is in its domain ({why})")
                 if why:
-                    return _Run(values, errs, [], [], kinks, i, f"{name}'s domain is undecided")
+                    return _Run(values, errs, [], [], kinks, i, f"{name}'s domain is undecided",
+                                prec, plan.leaves)
                 if doubtful is None:
                     doubtful, reason = i, f"the sign of {name}'s input is uncertain"
             if kind == _OTHER_KIND and k is None and ms[0] > _RANGE:
@@ -503,12 +626,11 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
                 raise Unresolved(i, "x ** c is beyond the oracle's range")
         if why:
             raise DomainError(i, name, operands, why)
-        v = op.forward(ctx, *operands) if pair is None else pair
-        ps = op.partials(ctx, *operands, v)
+        v = op.forward(ns, *operands) if pair is None else pair
+        ps = op.partials(ns, *operands, v)
         values[i] = v
         partials[i] = ps
-        t = v._mpf_
-        m = mags[i] = t[2] + t[3] if t[1] else NEG
+        m = mags[i] = mag(v)
         if kind == _RELU_KIND and not operands[0]:
             kinks.append(i)
         if not track:
@@ -516,23 +638,25 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
         if m != NEG and not -_BIG < m < _BIG:
             raise Unresolved(i, "a value of magnitude beyond 2**(2**50)")
         if kind == _LINEAR_KIND:
-            e = NEG if exact_when is not None and exact_when(operands, prec) else m + half
+            if fast:
+                e = NEG if not v.rc else m + half
+            else:
+                e = NEG if exact_when is not None and exact_when(operands, prec) else m + half
             for p, ej in zip(ps, es, strict=False):
                 if ej != NEG:
                     if type(p) is int:
                         e = lsum(e, ej)
                     else:
-                        tp = p._mpf_
-                        if tp[1]:  # a zero constant (x * 0.0) passes no error on
-                            e = lsum(e, tp[2] + tp[3] + ej + 1e-9)
+                        pmag = upper(p)
+                        if pmag != NEG:  # a zero constant (x * 0.0) passes no error on
+                            e = lsum(e, pmag + ej + 1e-9)
             errs[i] = NEG if pair is not None else e
             if name == "divc":  # the partial 1/c rounds
-                tp = ps[0]._mpf_
-                perrs[i] = (tp[2] + tp[3] + rnd,)
+                perrs[i] = (upper(ps[0]) + rnd,)
             continue
         if kind == _MUL_KIND:
             perrs[i] = (es[1], es[0])
-            e = NEG if exact_when(operands, prec) else m + half
+            e = NEG if (not v.rc if fast else exact_when(operands, prec)) else m + half
             e0, e1 = es
             if e0 != NEG:
                 e = lsum(e, ms[1] + e0) if ms[1] != NEG else e
@@ -554,12 +678,12 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
             # terms (mean value theorem), so an inexact zero base is fine:
             # |(x+d)**n - x**n| <= n |d| (|x| + |d|)**(n-1)
             e0 = es[0]
-            pmj = _upper(ps[0]._mpf_)
+            pmj = upper(ps[0])
             cf = float(c)
             u = lsum(ms[0], e0)
-            exact_x = e0 == NEG and operands[0]._mpf_[3] * (cf - 1) + c._mpf_[3] <= prec
+            exact_x = e0 == NEG and bits(operands[0]) * (cf - 1) + bits(c) <= prec
             pej = pmj + rnd if pmj != NEG and not exact_x else NEG  # n * x**(n-1) may be exact
-            e = NEG if _exact_point(name, operands, es, prec) else m + rnd
+            e = NEG if _exact_point(name, operands, es, prec, bits) else m + rnd
             if e0 != NEG:
                 e = lsum(e, _log2(cf) + e0 + (cf - 1) * u)
                 if cf >= 2:
@@ -576,7 +700,7 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
                 pmj = 1 if p else NEG
                 pej = NEG
             else:
-                pmj = _upper(p._mpf_)  # partials only ever need upper bounds
+                pmj = upper(p)  # partials only ever need upper bounds
                 pej = pmj + rnd if pmj != NEG else NEG
             if r != NEG:
                 if pmj != NEG:
@@ -590,7 +714,8 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
         perrs[i] = pe
         if pair is not None:
             continue  # errs[i] stays exact
-        e = m + rnd if m != NEG and not _exact_point(name, operands, es, prec) else NEG
+        exact_point = es[0] == NEG and _exact_point(name, operands, es, prec, bits)
+        e = m + rnd if m != NEG and not exact_point else NEG
         for pmj, pej, ej in zip(pm, pe, es, strict=False):
             if ej != NEG:
                 e = lsum(e, lsum(pmj + ej if pmj != NEG else NEG, pej + ej))
@@ -599,7 +724,7 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
     # reverse mode: grads[a] += grads[i] * d node_i / d node_a
     grads: list[Any] = [None] * n
     gerrs: list[Any] = [NEG] * n
-    grads[n - 1] = ctx.mpf(1)
+    grads[n - 1] = nums.number(1.0)
     mul_exact, sum_exact = _mul_exact, _sum_exact
     for row in reversed(plan.rows):
         i = row[0]
@@ -612,7 +737,7 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
             continue
         ps = partials[i]
         if track:
-            gm = _upper(g._mpf_)
+            gm = upper(g)
             pe = perrs[i]
         for j, a in enumerate(row[2]):
             p = ps[j]
@@ -624,13 +749,13 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
             else:
                 tv = g * p
                 if track:
-                    pmj = _upper(p._mpf_)
+                    pmj = upper(p)
                     pej = pe[j] if pe else NEG
                     te = lsum(pmj + ge if pmj != NEG else NEG, gm + pej if gm != NEG else NEG)
                     if pej != NEG:
                         te = lsum(te, ge + pej)
-                    if not mul_exact(g, p, prec):
-                        te = lsum(te, _upper(tv._mpf_) - prec)
+                    if (tv.rc if fast else not mul_exact(g, p, prec)):
+                        te = lsum(te, upper(tv) - prec)
             old = grads[a]
             if old is None:
                 grads[a] = tv
@@ -639,10 +764,10 @@ def _pass(plan: _Plan, ctx: Any, prec: int, track: bool, last: bool,
                 sv = grads[a] = old + tv
                 if track:
                     e = lsum(gerrs[a], te)
-                    if not sum_exact(old, tv, prec):
-                        e = lsum(e, _upper(sv._mpf_) - prec)
+                    if (sv.rc if fast else not sum_exact(old, tv, prec)):
+                        e = lsum(e, upper(sv) - prec)
                     gerrs[a] = e
-    return _Run(values, errs, grads, gerrs, kinks, doubtful, reason)
+    return _Run(values, errs, grads, gerrs, kinks, doubtful, reason, prec, plan.leaves)
 
 
 def exact_graph(graph: Graph, *, prec: int | None = None,
@@ -665,13 +790,13 @@ def exact_graph(graph: Graph, *, prec: int | None = None,
     if not isinstance(graph, Graph):
         raise TypeError(f"exact_graph needs a gradcert.graph.Graph, got {type(graph).__name__}")
     ctx = _context()
-    saved = ctx.prec
+    saved = ctx.mp.prec
     try:
-        plan = _plan(graph, ctx)
+        plans = {ctx.numbers.fast: _plan(graph, ctx.numbers)}
         if prec is not None:
             if not isinstance(prec, int) or prec < 2:
                 raise ValueError(f"prec must be an integer number of bits >= 2, got {prec!r}")
-            run = _run(graph, plan, ctx, prec, track=False, last=True)
+            run = _run(graph, plans, ctx, prec, track=False, last=True)
             return _result(graph, run, prec, (prec,), certified=False)
         p = START_PREC
         tried: list[int] = []
@@ -679,7 +804,7 @@ def exact_graph(graph: Graph, *, prec: int | None = None,
             p = min(p, max_prec)
             last = p >= max_prec
             tried.append(p)
-            run = _run(graph, plan, ctx, p, track=True, last=last)
+            run = _run(graph, plans, ctx, p, track=True, last=last)
             missing, where, what, vf, gf = _certify(graph, run)
             if missing <= 0:
                 return _result(graph, run, p, tuple(tried), True, vf, gf)
@@ -688,7 +813,7 @@ def exact_graph(graph: Graph, *, prec: int | None = None,
                                         f"(max_prec={max_prec})")
             p = max(53 + 2 * (p - 53), p + int(missing) + 32)
     finally:
-        ctx.prec = saved
+        ctx.mp.prec = saved
 
 
 def _certify(graph: Graph, run: _Run) -> tuple[float, int | None, str, list[float],
@@ -697,24 +822,36 @@ def _certify(graph: Graph, run: _Run) -> tuple[float, int | None, str, list[floa
     the float64 roundings of every value and leaf gradient."""
     if run.doubtful is not None:
         return 64.0, run.doubtful, run.reason, [], []
+    if type(run.values[-1]) is _MPFR:  # most roundings are quickly shown certain
+        with _mpfr.context(run.prec):
+            return _certify_all(graph, run, _mpfr.certain)
+    return _certify_all(graph, run, None)
+
+
+def _certify_all(graph: Graph, run: _Run, quick: Callable[[Any, float], tuple[float, bool]]
+                 | None) -> tuple[float, int | None, str, list[float], list[float]]:
     worst, where, what = 0.0, None, ""
     values_f64: list[float] = []
     for i, (v, e) in enumerate(zip(run.values, run.errs, strict=True)):
-        f, ok = _certain(v, e)
+        if quick is None or not (r := quick(v, e))[1]:
+            r = _certain(v, e)
+        f, ok = r
         values_f64.append(f)
         if not ok:
             need = e - (_mag(v) - 53 - 8) if v else e + 1080
             if need > worst or where is None:
                 worst, where, what = max(need, 1.0), i, f"the value of node {i}"
     grad_f64: list[float] = []
-    for k, leaf in enumerate(graph.leaves):
+    for k, leaf in enumerate(run.leaves):
         g, e = run.grads[leaf], run.gerrs[leaf]
         if g is None:
             grad_f64.append(0.0)
             continue
         if _mag(g) > _BIG:  # tiny is fine: rounding to 0 is decided on exact integers
             raise Unresolved(leaf, f"the gradient of leaf {k} is beyond 2**(2**50)")
-        f, ok = _certain(g, e)
+        if quick is None or not (r := quick(g, e))[1]:
+            r = _certain(g, e)
+        f, ok = r
         grad_f64.append(f)
         if not ok:
             need = e - (_mag(g) - 53 - 8) if g else e + 1080
@@ -727,16 +864,27 @@ def _result(graph: Graph, run: _Run, prec: int, tried: tuple[int, ...],
             certified: bool, values_f64: Sequence[float] | None = None,
             grad_f64: Sequence[float] | None = None) -> Exact:
     ctx = _context()
-    zero = ctx.mpf(0)
-    grads = tuple(zero if run.grads[i] is None else run.grads[i] for i in graph.leaves)
-    values = tuple(run.values)
-    vf = tuple(values_f64) if values_f64 is not None else tuple(round_to(v) for v in values)
-    gf = tuple(grad_f64) if grad_f64 is not None else tuple(round_to(g) for g in grads)
+    zero, to_mpf = ctx.mp.zero, ctx.to_mpf
+    raw_grads = [0 if run.grads[i] is None else run.grads[i] for i in run.leaves]
+    vf = tuple(values_f64) if values_f64 is not None else _roundings(run.values, run.prec)
+    gf = tuple(grad_f64) if grad_f64 is not None else _roundings(raw_grads, run.prec)
+    grads = tuple(zero if type(g) is int else to_mpf(g) for g in raw_grads)
+    values = tuple(map(to_mpf, run.values))
     overflow = math.isinf(vf[-1]) or any(math.isinf(g) for g in gf)
     return Exact(graph=graph, value=values[-1], grad=grads, values=values,
                  value_f64=vf[-1], grad_f64=gf, values_f64=vf,
                  prec=prec, overflow=overflow, kinks=tuple(run.kinks),
                  certified=certified, precisions=tried)
+
+
+def _roundings(xs: Sequence[Any], prec: int) -> tuple[float, ...]:
+    """The float64 roundings of numbers of one pass (mpfr converts itself to a
+    normal float64 correctly, to nearest in the oracle's context)."""
+    if not xs or not any(type(x) is _MPFR for x in xs):
+        return tuple(map(round_to, xs))
+    with _mpfr.context(prec):
+        return tuple(f if 2.0**-1021 < abs(f := float(x)) < 2.0**1023 else round_to(x)
+                     for x in xs)
 
 
 def exact(f: Callable[..., Any], xs: Sequence[float], **options: Any) -> Exact:
