@@ -326,11 +326,11 @@ def _upper(t: tuple[Any, ...]) -> Any:
     return m if m > -_BIG else -_BIG
 
 
-def _lsum(a: float, b: float) -> float:
-    """log2(2**a + 2**b)."""
+def _lsum(a: float, b: float, _NEG: float = _NEG, _log2: Any = _log2) -> float:
+    """log2(2**a + 2**b) (globals bound as defaults: this is the hottest helper)."""
     if a < b:
         a, b = b, a
-    if b == _NEG:
+    if b == _NEG or b < a - 64.0:  # then 1.0 + 2.0**(b - a) rounds to 1.0
         return a
     return a + _log2(1.0 + 2.0 ** (b - a))
 
@@ -580,6 +580,7 @@ def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> 
     With mpfr numbers (``fast``), an op of one rounding is exact exactly when
     MPFR says so (``rc == 0``); with mpf, when its operands' bits fit."""
     NEG, lsum = _NEG, _lsum
+    LINEAR, MUL, RELU, OTHER, BIG = _LINEAR_KIND, _MUL_KIND, _RELU_KIND, _OTHER_KIND, _BIG
     nums = plan.numbers
     ns, upper, mag, bits, fast = nums.ns, nums.upper, nums.mag, nums.bits, nums.fast
     values: list[Any] = list(plan.leaf_values)
@@ -620,7 +621,7 @@ def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> 
                                 prec, plan.leaves)
                 if doubtful is None:
                     doubtful, reason = i, f"the sign of {name}'s input is uncertain"
-            if kind == _OTHER_KIND and k is None and ms[0] > _RANGE:
+            if kind == OTHER and k is None and ms[0] > _RANGE:
                 raise Unresolved(i, f"{name} of an input beyond 2**{_RANGE}")
             if name == "powc" and ms[0] != NEG and abs(c) * abs(ms[0]) > 2.0 ** 49:
                 raise Unresolved(i, "x ** c is beyond the oracle's range")
@@ -631,13 +632,13 @@ def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> 
         values[i] = v
         partials[i] = ps
         m = mags[i] = mag(v)
-        if kind == _RELU_KIND and not operands[0]:
+        if kind == RELU and not operands[0]:
             kinks.append(i)
         if not track:
             continue
-        if m != NEG and not -_BIG < m < _BIG:
+        if m != NEG and not -BIG < m < BIG:
             raise Unresolved(i, "a value of magnitude beyond 2**(2**50)")
-        if kind == _LINEAR_KIND:
+        if kind == LINEAR:
             if fast:
                 e = NEG if not v.rc else m + half
             else:
@@ -654,7 +655,7 @@ def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> 
             if name == "divc":  # the partial 1/c rounds
                 perrs[i] = (upper(ps[0]) + rnd,)
             continue
-        if kind == _MUL_KIND:
+        if kind == MUL:
             perrs[i] = (es[1], es[0])
             e = NEG if (not v.rc if fast else exact_when(operands, prec)) else m + half
             e0, e1 = es
@@ -666,7 +667,7 @@ def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> 
                     e = lsum(e, e0 + e1)
             errs[i] = e
             continue
-        if kind == _RELU_KIND:
+        if kind == RELU:
             e0 = es[0]
             certain = e0 == NEG or e0 < ms[0] - 1
             if not certain and doubtful is None:
@@ -692,6 +693,26 @@ def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> 
             errs[i] = e
             continue
         # nonlinear ops: partials round, and move with their operands' errors
+        if len(ps) == 1 and type(ps[0]) is not int:  # exp, log, tanh, sigmoid, x ** c, c / x
+            p = ps[0]
+            e0 = es[0]
+            r = prel(ms, es, c)[0]
+            pmj = upper(p)  # partials only ever need upper bounds
+            pej = pmj + rnd if pmj != NEG else NEG
+            if r != NEG:
+                if pmj != NEG:
+                    pej = lsum(pej, pmj + r + 1)
+                elif e0 != NEG:
+                    pej = math.inf  # a zero partial (c*x**(c-1)) from inexact x
+                if doubtful is None and pej != NEG and not r + 2 < _VALID:
+                    doubtful, reason = i, f"an operand of {name} is too inexact"
+            perrs[i] = (pej,)
+            e = m + rnd if m != NEG and not (e0 == NEG and _exact_point(
+                name, operands, es, prec, bits)) else NEG
+            if e0 != NEG:
+                e = lsum(e, lsum(pmj + e0 if pmj != NEG else NEG, pej + e0))
+            errs[i] = e
+            continue
         pm = []
         pe = []
         for j, r in enumerate(prel(ms, es, c)):
