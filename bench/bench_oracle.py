@@ -16,6 +16,7 @@ each the best of several repeats, and the ratios. Every oracle time includes
 planning the graph and converting the results to mpf. Run:
 
     python bench/bench_oracle.py            # add --sizes 10 100 to choose sizes
+    MPMATH_NOGMPY=1 python bench/bench_oracle.py   # the mpf column without gmpy2
 """
 
 from __future__ import annotations

@@ -66,8 +66,9 @@ exponent range (about 2**(+-2**30)) or raises is redone on mpmath's mpf,
 whose verdict stands. Results are always mpf, of a private mpmath context
 per thread (never the global ``mp.prec``). Without gmpy2 the oracle runs on
 mpf alone and warns once. The certified gradient of a 1,000-node graph costs
-about 17x the reference engine's float64 forward and backward on mpfr, 30x
-on mpf (bench/bench_oracle.py).
+15-18x the reference engine's float64 forward and backward on mpfr, 25-28x
+on mpf over gmpy2, about 100x on mpmath's pure-Python backend
+(bench/bench_oracle.py).
 
 >>> e = exact(lambda x: (x + 1e16) - 1e16, [1.0])
 >>> e.value_f64
@@ -94,6 +95,8 @@ from typing import Any
 import mpmath
 
 from gradcert.graph import OPS, DomainError, Graph, trace
+from gradcert.oracle.rounding import certain as _certain
+from gradcert.oracle.rounding import round_to
 
 try:
     from gradcert.oracle import _mpfr
@@ -116,10 +119,6 @@ START_PREC = 53 + 64
 
 MAX_PREC = 8192
 """The default largest working precision before :class:`Unresolved` is raised."""
-
-_FORMATS = {"float64": (53, -1074, 1024), "float32": (24, -149, 128)}
-# dtype -> (significand bits, exponent of the smallest subnormal, 2**emax is
-# the first power of two beyond range)
 
 _RANGE = 1000  # exp-like ops refuse |x| >= 2**_RANGE: too costly for mpmath
 _BIG = 2**50  # log2 magnitudes are tracked as floats, exact only below 2**53
@@ -169,91 +168,7 @@ class Exact:
 
 
 # ---------------------------------------------------------------------------
-# Rounding an mpf to float64/float32, and deciding whether an error bound
-# lets the rounding be certain.
-
-
-def _parts(x: Any) -> tuple[int, Any, int]:
-    """(sign, mantissa, exponent) of an mpf/float/int, value = (-1)**sign * man * 2**exp."""
-    if type(x) is _MPFR:  # its _mpf_ is unnormalised, and zero has no exponent
-        if not x:
-            return 0, 0, 0
-        if not _mpfr.gmpy2.is_finite(x):
-            raise ValueError(f"cannot round {x!r}: not a finite number")
-    t = getattr(x, "_mpf_", None)
-    if t is None:
-        if isinstance(x, bool) or not isinstance(x, (int, float)):
-            raise TypeError(f"cannot round {type(x).__name__}: expected an mpf, int or float")
-        t = mpmath.libmp.from_int(x) if isinstance(x, int) else mpmath.libmp.from_float(x)
-    sign, man, exp, _ = t
-    if not man and exp:
-        raise ValueError(f"cannot round {x!r}: not a finite number")
-    return sign, man, exp
-
-
-def _round(sign: int, man: Any, exp: int, fmt: tuple[int, int, int]) -> tuple[float, int, Any]:
-    """The rounding (nearest, ties to even), the grid exponent q, and man's distance
-    from a rounding midpoint in units of 2**exp (None when on the grid)."""
-    prec, qmin, emax = fmt
-    k = exp + man.bit_length()  # 2**(k-1) <= |x| < 2**k
-    if not man or k < qmin - 1:  # below a quarter of the smallest subnormal: 0
-        return (-0.0 if sign else 0.0), qmin, None
-    if k > emax + 1:  # at least twice the largest finite number: inf
-        return (-math.inf if sign else math.inf), k - prec, None
-    q = max(k - prec, qmin)
-    dist = None
-    if exp < q:
-        shift = q - exp
-        r = man >> shift
-        rem = man - (r << shift)
-        half = 1 << (shift - 1)
-        dist = abs(rem - half)
-        if rem > half or (rem == half and r & 1):
-            r += 1
-    else:
-        r = man << (exp - q)
-    f = math.inf if r.bit_length() + q > emax else math.ldexp(float(int(r)), q)
-    return (-f if sign else f), q, dist
-
-
-def round_to(x: Any, dtype: str = "float64") -> float:
-    """``x`` (an mpf, gmpy2 mpfr, int or float) correctly rounded to ``dtype``, as a Python float.
-
-    Rounds once, to nearest with ties to even, including into the subnormal
-    range, and to +-inf beyond the range (so float32 results never suffer a
-    double rounding through float64).
-
-    >>> import mpmath
-    >>> round_to(mpmath.mpf(1) / 3) == 1 / 3
-    True
-    >>> round_to(mpmath.mpf(1) / 3, "float32")
-    0.3333333432674408
-    >>> round_to(mpmath.mpf(2) ** 1024)
-    inf
-    """
-    fmt = _FORMATS.get(dtype)
-    if fmt is None:
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    return _round(*_parts(x), fmt)[0]
-
-
-_F64 = _FORMATS["float64"]
-
-
-def _certain(x: Any, err: float) -> tuple[float, bool]:
-    """float64 rounding of mpf ``x`` and whether every number within 2**err of it
-    rounds to the same float64."""
-    sign, man, exp = _parts(x)
-    f, q, dist = _round(sign, man, exp, _F64)
-    if err == _NEG:
-        return f, True
-    if not man:
-        return 0.0, err < q - 1  # everything within half the smallest subnormal is 0
-    if err >= q - 2:
-        return f, False
-    if dist is None:
-        return f, True
-    return f, dist != 0 and exp + dist.bit_length() - 1 > err
+# Magnitudes and exactness.
 
 
 def _mag(x: Any) -> float:
@@ -340,11 +255,6 @@ def _rel(m: float, e: float) -> float:
     if e == _NEG:
         return _NEG
     return math.inf if m == _NEG else e - m + 1.0
-
-
-def _mulb(a: float, b: float) -> float:
-    """log2 of a product of bounds 2**a * 2**b, where a zero factor wins over inf."""
-    return _NEG if a == _NEG or b == _NEG else a + b
 
 
 # Relative error bounds (log2) of an op's local partials caused by the errors of
@@ -454,7 +364,7 @@ def _context() -> _Context:
         if mpmath.libmp.BACKEND != "gmpy" and not _warned:
             _warned = True
             warnings.warn("gmpy2 is not installed: the oracle runs on mpmath's pure-Python "
-                          "backend, 1.5-5x slower (pip install gmpy2)", RuntimeWarning,
+                          "backend, about 7x slower (pip install gmpy2)", RuntimeWarning,
                           stacklevel=3)
         ctx = _local.ctx = _Context()
     return ctx
