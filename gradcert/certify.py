@@ -60,6 +60,46 @@ class _Collector:
             self.errors.append(str(report.longrepr))
 
 
+class _Progress:
+    """A progress bar over the suite's tests (rich), fed by the controller's reports.
+
+    It replaces pytest's own progress dots; the verdict table follows it.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
+
+        self.bar = Progress(TextColumn("{task.description:<34}"), BarColumn(),
+                            MofNCompleteColumn(), TextColumn("{task.fields[failed]}"),
+                            TimeElapsedColumn(), console=Console(file=stream))
+        self.task = self.bar.add_task("collecting the suite", total=None, failed="")
+        self.done: set[str] = set()
+        self.failed: set[str] = set()
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
+        self.bar.update(self.task, total=len(ids))
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        if session.items:
+            self.bar.update(self.task, total=len(session.items))
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        from gradcert.properties.runner import property_id
+
+        if report.failed:
+            self.failed.add(report.nodeid)
+        if report.when in ("setup", "call") and not report.failed:
+            return  # a test is done at its teardown, or when it fails (a crash has no teardown)
+        self.done.add(report.nodeid)
+        path, _, name = report.nodeid.partition("::")
+        bad = len(self.failed)
+        self.bar.update(self.task, completed=len(self.done),
+                        description=property_id(path, name),
+                        failed=f"{bad} not passed" if bad else "")
+
+
 def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
                 jobs: int, select: str | None = None, files: Sequence[Path] | None = None
                 ) -> list[str]:
@@ -119,11 +159,12 @@ def _clean_environment(cwd: str) -> Iterator[None]:
 def certify(target: str | None = None, *, profile: str = "quick", seed: int | None = None,
             out: str | Path = "gradcert-report", jobs: int | None = None,
             select: str | None = None, stream: TextIO | None = None,
-            quiet: bool = False) -> Results:
+            quiet: bool = False, progress: bool = True) -> Results:
     """Certify ``target`` (None: gradcert's engine) and write the report to ``out``.
 
     ``jobs``: pytest-xdist workers (default: the number of cores; 0 runs in this
     process, without crash isolation). ``select``: a pytest ``-k`` expression.
+    ``progress``: a progress bar instead of pytest's own output (with workers).
     Raises :class:`CertifyError` for bad usage or an unusable target.
     """
     import pytest
@@ -158,13 +199,23 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
     (out / ".pytest.ini").write_text("[pytest]\n")
     args = pytest_args(target, profile, seed, out, jobs, select)
     collector = _Collector()
+    plugins: list[Any] = [collector]
     started = datetime.datetime.now(datetime.UTC)
     t0 = time.perf_counter()
     stream = stream or sys.stdout
-    with _clean_environment(cwd), contextlib.redirect_stdout(stream):
+    bar = _Progress(stream) if progress and jobs > 0 and not quiet else None
+    if bar is not None:
+        # pytest's terminal reporter (and its --tb/-r options) gives way to the bar
+        args = [a for a in args if a not in ("--tb=no", "-rN")] + ["-p", "no:terminal"]
+        plugins.append(bar)
+        print(f"gradcert certify {target or 'gradcert'}: profile {profile}, "
+              f"{'derandomized' if seed is None else f'seed {seed}'}, {jobs} worker(s), "
+              f"out {out}", file=stream)
+    with _clean_environment(cwd), contextlib.redirect_stdout(stream), \
+            (bar.bar if bar is not None else contextlib.nullcontext()):
         if quiet:
             args = args + ["-qq", "--no-header"]
-        code = pytest.main(args, plugins=[collector])
+        code = pytest.main(args, plugins=plugins)
     duration = time.perf_counter() - t0
     if int(code) in (3, 4):  # internal error, usage error
         raise CertifyError(f"the pytest session could not run (pytest exit code {int(code)}); "
