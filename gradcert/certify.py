@@ -311,7 +311,11 @@ def _worst(p: PropertyResult) -> str:
     except (TypeError, ValueError):
         rel_s = ""
     us = "inf" if u == float("inf") else (f"{u:.0f}" if u < 1e6 else f"{u:.2e}")
-    return f"{us} ulps{rel_s}"
+    try:
+        tol_s = f", {float(w['of_bound']):.2g} of tol."
+    except (KeyError, TypeError, ValueError):
+        tol_s = ""
+    return f"{us} ulps{rel_s}{tol_s}"
 
 
 def _note(p: PropertyResult) -> str:

@@ -26,7 +26,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "OPS",
@@ -376,7 +376,7 @@ def evaluate(graph: Graph, ns: Any = math) -> list[Any]:
     values: list[Any] = []
     for i, n in enumerate(graph.nodes):
         if n.op == "leaf":
-            values.append(number(n.value))
+            values.append(number(cast(float, n.value)))  # validated: a finite number
             continue
         op = OPS[n.op]
         operands = node_operands(n, values, number)

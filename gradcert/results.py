@@ -18,7 +18,10 @@
                      "notes": {...}}],
      "ops": {"log": {"value": {"count", "max_ulps", "median_ulps", "max_rel",
                                "median_rel", "worst_inputs"}, "grad": {...}}},
-     "samples": [{"op", "kind", "ulps", "rel", "inputs"}]}
+     "samples": [{"op", "kind", "ulps", "rel", "inputs", "nodes", "of_bound"}]}
+
+``of_bound`` is an error over its tolerance (1 is the edge of passing): an
+error of many ulps on an exact value near 0 can be well inside the bound.
 
 Numbers that JSON cannot hold (inf, nan) are written as the strings
 ``"inf"``, ``"-inf"`` and ``"nan"``; ``float()`` reads them back.
@@ -352,11 +355,13 @@ def ops_summary(samples: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for s in samples:
-        groups.setdefault((str(s.get("op")), str(s.get("kind", "grad"))), []).append(s)
+        if s.get("op") is not None:  # whole-graph errors have no op
+            groups.setdefault((str(s.get("op")), str(s.get("kind", "grad"))), []).append(s)
     out: dict[str, Any] = {}
     for (op, kind), rows in sorted(groups.items()):
         ulps = [u for u in (_num(r.get("ulps")) for r in rows) if not math.isnan(u)]
         rel = [x for x in (_num(r.get("rel")) for r in rows) if not math.isnan(x)]
+        of_bound = [x for x in (_num(r.get("of_bound")) for r in rows) if not math.isnan(x)]
         worst = max(rows, key=lambda r: -1.0 if math.isnan(_num(r.get("ulps")))
                     else _num(r.get("ulps")))
         out.setdefault(op, {})[kind] = {
@@ -365,6 +370,7 @@ def ops_summary(samples: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             "median_ulps": statistics.median(ulps) if ulps else math.nan,
             "max_rel": max(rel, default=math.nan),
             "median_rel": statistics.median(rel) if rel else math.nan,
+            "max_of_bound": max(of_bound, default=math.nan),
             "worst_inputs": worst.get("inputs"),
         }
     return out

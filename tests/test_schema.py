@@ -32,6 +32,10 @@ def test_a_real_certification_validates(tmp_path):
     doc = json.loads((out / "results.json").read_text())
     assert _errors(doc) == []
     assert doc["properties"] and doc["samples"]
+    whole = [s for s in doc["samples"] if s["op"] is None]
+    assert whole and all(s["nodes"] >= 1 for s in whole), "whole-graph errors carry sizes"
+    fractions = [float(s["of_bound"]) for s in doc["samples"] if "of_bound" in s]
+    assert fractions and max(fractions) <= 1.0, "a certified engine stays inside its bounds"
 
 
 def test_sample_and_merged_documents_validate():

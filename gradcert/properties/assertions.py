@@ -82,22 +82,34 @@ def compare(check: Check, graph: Graph, value: Any, grads: Sequence[Any], ex: An
     dtype = check.caps.dtype
     inputs = list(graph.inputs)
     worst_bits = 0.0
-    outputs: list[tuple[str, Any, Any]] = []
+    outputs: list[tuple[str, Any, Any, float]] = []
     if what in ("value", "both"):
-        outputs.append(("value", value, ex.value))
+        outputs.append(("value", value, ex.value, tol.value))
     if what in ("grad", "both"):
-        outputs += [("grad", g, e) for g, e in zip(grads, ex.grad, strict=False)]
-    for kind, actual, exact in outputs:
+        outputs += [("grad", g, e, b) for g, e, b in zip(grads, ex.grad, tol.grad, strict=False)]
+    for kind, actual, exact, bound in outputs:
         a = _float(actual)
         ulps = ulp_distance(a, round_to(exact, dtype), dtype)
         rel = rel_error(a, exact)
-        check.record.observe(ulps, rel, op=op, kind=kind, inputs=inputs)
+        check.record.observe(ulps, rel, op=op, kind=kind, inputs=inputs, nodes=len(graph),
+                             of_bound=_of_bound(a, exact, bound))
         worst_bits = max(worst_bits, bits_of_error(a, round_to(exact, dtype)))
     _target(worst_bits, label)
     bad = [v for v in tol.check(_float(value), [_float(g) for g in grads], ex)
            if what == "both" or v.what == what]
     if bad:
         raise Mismatch(graph, bad, ex, tol, value, grads, dtype)
+
+
+def _of_bound(actual: float, exact: Any, bound: float) -> float:
+    """The error as a fraction of the tolerance (1 is the edge of what passes)."""
+    try:
+        err = abs(actual - float(exact))
+    except OverflowError:
+        return math.inf
+    if not math.isfinite(err):
+        return math.inf
+    return err / bound if bound > 0 else (0.0 if err == 0 else math.inf)
 
 
 def check_graph(check: Check, graph: Graph, *, op: str | None = None, what: str = "both",

@@ -44,17 +44,23 @@ class Recorder:
         self.graphs_checked += n
 
     def observe(self, ulps: float, rel: float, *, op: str | None = None,
-                kind: str = "grad", inputs: Any = None) -> None:
-        """Note one error; keep it if it is the largest seen, and sample it for the per-op
-        statistics (every ``k``-th once there are many)."""
+                kind: str = "grad", inputs: Any = None, nodes: int | None = None,
+                of_bound: float | None = None) -> None:
+        """Note one error; keep it if it is the largest seen, and sample it for the
+        statistics (every ``k``-th once there are many). ``op`` is None for an error of a
+        whole graph of ``nodes`` nodes; ``of_bound`` is the error over its tolerance."""
         if self.worst is None or _gt(ulps, self.worst["ulps"]):
             self.worst = {"ulps": ulps, "rel": rel, "op": op, "kind": kind, "inputs": inputs}
-        if op is None:
-            return
+            if of_bound is not None:
+                self.worst["of_bound"] = of_bound
         self._seen += 1
         if self._seen % self._stride == 0:
-            self.samples.append({"op": op, "kind": kind, "ulps": ulps, "rel": rel,
-                                 "inputs": inputs})
+            sample = {"op": op, "kind": kind, "ulps": ulps, "rel": rel, "inputs": inputs}
+            if nodes is not None:
+                sample["nodes"] = nodes
+            if of_bound is not None:
+                sample["of_bound"] = of_bound
+            self.samples.append(sample)
             if len(self.samples) >= MAX_SAMPLES:
                 self.samples = self.samples[::2]
                 self._stride *= 2

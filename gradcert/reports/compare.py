@@ -44,12 +44,15 @@ class Comparison:
         return ["op", *(f"{s.target} max ulps" for s in self.summaries)]
 
     def accuracy_rows(self, kind: str = "grad") -> list[list[str]]:
+        """Per op: each engine's max error in ulps and, in brackets, over its tolerance."""
         table: dict[str, list[str]] = {}
         for i, s in enumerate(self.summaries):
             for a in s.accuracy:
                 if a.kind == kind:
-                    table.setdefault(a.op, ["—"] * len(self.summaries))[i] = fmt_num(
-                        a.max_ulps, "ulps")
+                    cell = fmt_num(a.max_ulps, "ulps")
+                    if a.max_of_bound == a.max_of_bound:  # not nan
+                        cell += f" ({fmt_num(a.max_of_bound)})"
+                    table.setdefault(a.op, ["—"] * len(self.summaries))[i] = cell
         return [[op, *cells] for op, cells in sorted(table.items())]
 
     def properties_head(self) -> list[str]:
@@ -66,9 +69,10 @@ class Comparison:
     def _sections(self) -> list[tuple[str, list[str], list[list[str]]]]:
         return [("Verdicts", self.overview_head(), self.overview_rows()),
                 ("Properties", self.properties_head(), self.properties_rows()),
-                ("Gradient accuracy per op (max error in ulps)", self.accuracy_head("grad"),
-                 self.accuracy_rows("grad")),
-                ("Value accuracy per op (max error in ulps)", self.accuracy_head("value"),
+                ("Gradient accuracy per op (max error in ulps, and over its tolerance)",
+                 self.accuracy_head("grad"), self.accuracy_rows("grad")),
+                ("Value accuracy per op (max error in ulps, and over its tolerance)",
+                 self.accuracy_head("value"),
                  self.accuracy_rows("value"))]
 
     def to_markdown(self) -> str:

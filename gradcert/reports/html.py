@@ -7,7 +7,12 @@ from html import escape
 from typing import Any
 
 from gradcert.reports import plots
-from gradcert.reports.markdown import accuracy_rows, header_line, properties_rows
+from gradcert.reports.markdown import (
+    ACCURACY_HEAD,
+    accuracy_rows,
+    header_line,
+    properties_rows,
+)
 from gradcert.reports.summary import summarize
 
 __all__ = ["to_html"]
@@ -77,8 +82,7 @@ def to_html(doc: Mapping[str, Any]) -> str:
         _table(["property", "level", "outcome", "worst ulps", "worst rel. error", "graphs"],
                properties_rows(s, marks=False), "properties"),
         "<h2>Accuracy per op</h2>",
-        _table(["op", "of", "n", "max ulps", "median ulps", "max rel.", "median rel.",
-                "worst inputs"], accuracy_rows(s), "accuracy") if s.accuracy
+        _table(ACCURACY_HEAD, accuracy_rows(s), "accuracy") if s.accuracy
         else "<p>No per-op accuracy was recorded.</p>",
         "<h2>Plots</h2>", _plots(s.samples),
     ]

@@ -52,7 +52,11 @@ def properties_rows(s: Summary, marks: bool = True) -> list[list[Any]]:
 def accuracy_rows(s: Summary) -> list[list[Any]]:
     return [[f"`{a.op}`", a.kind, a.count, fmt_num(a.max_ulps, "ulps"),
              fmt_num(a.median_ulps, "ulps"), fmt_num(a.max_rel), fmt_num(a.median_rel),
-             _inputs(a.worst_inputs)] for a in s.accuracy]
+             fmt_num(a.max_of_bound), _inputs(a.worst_inputs)] for a in s.accuracy]
+
+
+ACCURACY_HEAD = ["op", "of", "n", "max ulps", "median ulps", "max rel.", "median rel.",
+                 "max error/tolerance", "worst inputs"]
 
 
 def _inputs(x: Any) -> str:
@@ -79,8 +83,10 @@ def to_markdown(doc: Mapping[str, Any]) -> str:
                   properties_rows(s))
     out += ["", "## Accuracy per op", ""]
     if s.accuracy:
-        out += _table(["op", "of", "n", "max ulps", "median ulps", "max rel.", "median rel.",
-                       "worst inputs"], accuracy_rows(s))
+        out += _table(ACCURACY_HEAD, accuracy_rows(s))
+        out += ["", "An error of many ulps on an exact value near 0 can be well inside the "
+                "tolerance; `max error/tolerance` (1 is the edge of passing) says how close "
+                "each op came to failing."]
     else:
         out.append("No per-op accuracy was recorded.")
     if s.failures:

@@ -30,6 +30,7 @@ class OpAccuracy:
     median_ulps: float
     max_rel: float
     median_rel: float
+    max_of_bound: float = math.nan  # the largest error over its tolerance
     worst_inputs: Any = None
 
 
@@ -59,7 +60,7 @@ class Summary:
 
 def _accuracy(doc: Mapping[str, Any]) -> list[OpAccuracy]:
     """Per-op statistics: from the samples when there are any, else the ``ops`` table."""
-    samples = [dict(s, op=s.get("op") or "graph") for s in doc.get("samples") or []]
+    samples = doc.get("samples") or []
     table = ops_summary(samples) if samples else (doc.get("ops") or {})
     out = []
     for op, kinds in sorted(table.items()):
@@ -71,7 +72,7 @@ def _accuracy(doc: Mapping[str, Any]) -> list[OpAccuracy]:
                 op=op, kind=kind, count=int(st.get("count", 0)),
                 max_ulps=_float(st.get("max_ulps")), median_ulps=_float(st.get("median_ulps")),
                 max_rel=_float(st.get("max_rel")), median_rel=_float(st.get("median_rel")),
-                worst_inputs=st.get("worst_inputs"),
+                max_of_bound=_float(st.get("max_of_bound")), worst_inputs=st.get("worst_inputs"),
             ))
     return out
 

@@ -75,8 +75,8 @@ def _graphs(check: Any, **kw: Any) -> Any:
     """Random graphs over the engine's ops; for a float32 engine, narrowed to float32."""
     from gradcert.properties.assertions import as_float32
 
-    s = st.graphs(check.caps.ops, max_nodes=min(check.profile.max_nodes, kw.pop("max_nodes", 8)),
-                  **kw)
+    s: Any = st.graphs(check.caps.ops,
+                       max_nodes=min(check.profile.max_nodes, kw.pop("max_nodes", 8)), **kw)
     if check.caps.dtype == "float32":
         s = s.map(as_float32).filter(lambda g: g is not None)
     return s
