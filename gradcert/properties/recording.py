@@ -53,6 +53,8 @@ class Recorder:
             self.worst = {"ulps": ulps, "rel": rel, "op": op, "kind": kind, "inputs": inputs}
             if of_bound is not None:
                 self.worst["of_bound"] = of_bound
+        if op is None and nodes is None:
+            return  # no op and no graph size: nothing a per-op table or plot can use
         self._seen += 1
         if self._seen % self._stride == 0:
             sample = {"op": op, "kind": kind, "ulps": ulps, "rel": rel, "inputs": inputs}

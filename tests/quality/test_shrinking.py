@@ -121,7 +121,10 @@ def test_exp_wrong_above_a_threshold_shrinks_to_the_threshold():
         return math.exp(x) if x < 5 else math.exp(x) * (1 + 1e-12)
 
     g = find(graphs(), lambda g: differs(g, forward={"exp": bad_exp}), settings=SHRINK)
-    assert "exp" in g.ops_used() and small(g, ops=2, leaves=2), g.to_json()
+    # Reaching 5 from leaves that shrink to 1.0 may take a few adds; how many depends
+    # on which constants hypothesis has seen in the modules loaded before (it mines
+    # them for its draws), so the bound leaves room for that, still a handful.
+    assert "exp" in g.ops_used() and small(g, ops=4, leaves=2), g.to_json()
     assert any(x >= 5 for x in evaluate(g)), g.to_json()
 
 
