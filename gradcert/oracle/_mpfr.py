@@ -68,8 +68,11 @@ def bits(v: Any) -> int:
 
 def to_mpf(v: Any, ctx: Any) -> Any:
     """The finite mpfr ``v`` as an mpf of the mpmath context ``ctx``, exactly."""
-    t = v._mpf_  # unnormalised: trailing zero bits, zero with exponent 1
-    return ctx.make_mpf(normalize(t[0], t[1], t[2], t[3], t[3], "n"))
+    sign, man, exp, _ = v._mpf_  # unnormalised: trailing zero bits, zero with exponent 1
+    if not man:
+        return ctx.zero
+    bc = man.bit_length()
+    return ctx.make_mpf(normalize(sign, man, exp, bc, bc, "n"))
 
 
 def certain(v: Any, err: float) -> tuple[float, bool]:
