@@ -7,6 +7,7 @@ import mpmath
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from mp_ops import mp_op
 
 from gradcert.engine import Value
 from gradcert.graph import OPS, DomainError, Graph, Node, evaluate, node_operands
@@ -262,17 +263,6 @@ def test_engine_matches_op_table_chained_in_float64(g):
         assert abs(got - e) <= 8 * len(g) * 2.0**-52 * s, (leaf, got, e)
 
 
-def _mp(ctx, name, c):
-    """The op written directly in mpmath, independent of the op table."""
-    return {
-        "add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
-        "div": lambda x, y: x / y, "addc": lambda x: x + c, "raddc": lambda x: c + x,
-        "subc": lambda x: x - c, "rsubc": lambda x: c - x, "mulc": lambda x: x * c,
-        "rmulc": lambda x: c * x, "divc": lambda x: x / c, "rdivc": lambda x: c / x,
-        "neg": lambda x: -x, "powc": lambda x: x**c, "log": ctx.log, "exp": ctx.exp,
-        "relu": lambda x: x if x > 0 else 0 * x, "tanh": ctx.tanh,
-        "sigmoid": lambda x: 1 / (1 + ctx.exp(-x)),
-    }[name]
 
 
 @settings(max_examples=200)
@@ -289,7 +279,7 @@ def test_engine_derivatives_match_mpmath_diff(name, pos, y, negate, c, pc):
     value, got = grads(lambda *v: op.apply(*v, *([] if const is None else [const])), *xs)
     ctx = mpmath.MPContext()
     ctx.prec = 113
-    f = _mp(ctx, name, ctx.mpf(const) if const is not None else None)
+    f = mp_op(ctx, name, ctx.mpf(const) if const is not None else None)
     point = [ctx.mpf(v) for v in xs]
     assert value == pytest.approx(float(f(*point)), rel=4e-16, abs=1e-300)
     for i in range(op.arity):
