@@ -161,6 +161,15 @@ def test_functional_adapters_have_no_handles(name):
         a.zero_grad([])
 
 
+@pytest.mark.timeout(120)  # a guard: with one array of leaves jax took ~30 s per 1,000
+@pytest.mark.parametrize("name", ["jax", "autograd"])
+def test_functional_adapters_differentiate_wide_sums(name):
+    pytest.importorskip(name)
+    n = 3000
+    run = run_graph(load_target(name), trace(lambda *xs: sum(xs), [0.5] * n))
+    assert run.value == 0.5 * n and run.grads == (1.0,) * n
+
+
 # -- reproducers ---------------------------------------------------------------
 
 

@@ -61,7 +61,10 @@ class JaxAdapter(FunctionalAdapter):
 
     def value_and_grad(self, f: Callable[[Any], Any],
                        xs: Sequence[float]) -> tuple[float, Sequence[float]]:
-        value, grads = self.jax.value_and_grad(f)(self.jnp.array(xs, dtype=self.jnp.float64))
+        # A list of scalars, not one array: indexing an array would make every leaf's
+        # cotangent a scatter into all of them, quadratic in the number of leaves.
+        leaves = [self.jnp.asarray(x, dtype=self.jnp.float64) for x in xs]
+        value, grads = self.jax.value_and_grad(f)(leaves)
         return value, list(grads)
 
     def reproducer_prelude(self) -> str:
