@@ -119,7 +119,10 @@ def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
 
     args = [str(f) for f in (files or LEVEL_FILES)]
     args += ["-c", str(out / ".pytest.ini"), "--rootdir", str(SUITE_DIR),
-             "-p", "no:cacheprovider", "-o", "python_files=*.py",
+             # python_files=*.py would make pytest rewrite the asserts of every module the
+             # engine imports (torch.optim pulls in torch._dynamo): the suite reports its own
+             # findings, so plain asserts do
+             "-p", "no:cacheprovider", "-o", "python_files=*.py", "--assert=plain",
              "-o", "python_functions=test_*", "-o", "python_classes=",
              "-o", "console_output_style=progress", "--tb=no", "-rN",
              "-p", "no:warnings", "-p", "no:doctest", "-p", "pytest_timeout",
