@@ -13,7 +13,9 @@ sharing), prints the time of
   no escalation (exact_graph(graph, prec=117)), on mpfr;
 
 each the best of several repeats, and the ratios. Every oracle time includes
-planning the graph and converting the results to mpf. Run:
+planning the graph and certifying every value and leaf gradient; the exact
+results are converted to mpf only when first read (Exact.value, .grad,
+.values), which the benchmark does not do. Run:
 
     python bench/bench_oracle.py            # add --sizes 10 100 to choose sizes
     MPMATH_NOGMPY=1 python bench/bench_oracle.py   # the mpf column without gmpy2

@@ -31,7 +31,7 @@ from gmpy2 import exp, get_exp, log, mpfr, tanh
 from mpmath.libmp import normalize
 
 __all__ = ["exp", "log", "tanh", "mpfr", "context", "clean", "number", "upper",
-           "bits", "to_mpf", "certain"]
+           "bits", "to_mpf", "certain", "certain_many"]
 
 _NEG = -math.inf
 _SLACK = 1.0 - 2.0**-40  # covers the few float roundings in certain()
@@ -97,3 +97,29 @@ def certain(v: Any, err: float) -> tuple[float, bool]:
         return f, False
     gap = math.ldexp(1.0, q - 2 if m == 0.5 else q - 1)
     return f, (abs(float(r)) * (1.0 + 2.0**-50) + 2.0**err) < gap * _SLACK
+
+
+def certain_many(vs: Any, errs: Any) -> tuple[list[float], list[int]]:
+    """:func:`certain` of each ``(v, err)`` pair, in one loop: the float64
+    roundings, and the positions not shown certain here (their float is then
+    ``float(v)``, for the caller to redecide exactly)."""
+    fs: list[float] = []
+    doubt: list[int] = []
+    frexp, ldexp, lo, hi, slack = math.frexp, math.ldexp, 2.0**-1021, 2.0**1023, _SLACK
+    for i, (v, err) in enumerate(zip(vs, errs, strict=True)):
+        f = float(v)
+        fs.append(f)
+        a = abs(f)
+        if not lo < a < hi:
+            doubt.append(i)
+            continue
+        m, q = frexp(a)
+        q -= 53
+        if err >= q - 2:
+            doubt.append(i)
+            continue
+        r = v - f
+        if r.rc or not (abs(float(r)) * (1.0 + 2.0**-50) + 2.0**err
+                        < ldexp(1.0, q - 2 if m == 0.5 else q - 1) * slack):
+            doubt.append(i)
+    return fs, doubt

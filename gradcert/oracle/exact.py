@@ -64,11 +64,12 @@ neither used nor changed. MPFR reports whether each operation rounded, which
 makes the exactness of ``+ - * /`` a flag to read. A pass that leaves mpfr's
 exponent range (about 2**(+-2**30)) or raises is redone on mpmath's mpf,
 whose verdict stands. Results are always mpf, of a private mpmath context
-per thread (never the global ``mp.prec``). Without gmpy2 the oracle runs on
-mpf alone and warns once. The certified gradient of a 1,000-node graph costs
-15-18x the reference engine's float64 forward and backward on mpfr, 25-28x
-on mpf over gmpy2, about 100x on mpmath's pure-Python backend
-(bench/bench_oracle.py).
+per thread (never the global ``mp.prec``), made exactly from the pass's
+numbers when :attr:`Exact.value`, ``grad`` or ``values`` is first read.
+Without gmpy2 the oracle runs on mpf alone and warns once. The certified
+gradient of a 1,000-node graph costs 13-14x the reference engine's float64
+forward and backward on mpfr, about 30x on mpf over gmpy2, about 100x on
+mpmath's pure-Python backend (bench/bench_oracle.py).
 
 >>> e = exact(lambda x: (x + 1e16) - 1e16, [1.0])
 >>> e.value_f64
@@ -89,7 +90,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass
 from typing import Any
 
 import mpmath
@@ -137,7 +138,6 @@ class Unresolved(ArithmeticError):
         super().__init__(f"{where}: {problem}")
 
 
-@dataclass(frozen=True, eq=False)
 class Exact:
     """Exact value and gradient of a graph, with their correctly rounded float64s.
 
@@ -147,20 +147,86 @@ class Exact:
     value or some gradient is beyond float64's range (its ``*_f64`` is
     +-inf). ``kinks`` lists the nodes evaluated exactly at a kink (relu(0)).
     ``certified`` is False only when a fixed ``prec`` was asked for.
+
+    Immutable. The exact numbers ``value``, ``grad`` and ``values`` are mpf;
+    the oracle keeps its own numbers and converts them (exactly) on first
+    access, since most callers read only the float64s.
     """
 
+    __slots__ = ("graph", "value_f64", "grad_f64", "values_f64", "prec", "overflow",
+                 "kinks", "certified", "precisions", "_raw", "_mpf")
+
     graph: Graph
-    value: Any
-    grad: tuple[Any, ...]
-    values: tuple[Any, ...]
     value_f64: float
     grad_f64: tuple[float, ...]
     values_f64: tuple[float, ...]
     prec: int
     overflow: bool
-    kinks: tuple[int, ...] = ()
-    certified: bool = True
-    precisions: tuple[int, ...] = field(default=())
+    kinks: tuple[int, ...]
+    certified: bool
+    precisions: tuple[int, ...]
+    _raw: tuple[Any, ...] | None  # the pass's numbers, until converted
+    _mpf: tuple[Any, tuple[Any, ...], tuple[Any, ...]] | None
+
+    def __init__(self, graph: Graph, value: Any, grad: tuple[Any, ...], values: tuple[Any, ...],
+                 value_f64: float, grad_f64: tuple[float, ...], values_f64: tuple[float, ...],
+                 prec: int, overflow: bool, kinks: tuple[int, ...] = (),
+                 certified: bool = True, precisions: tuple[int, ...] = ()) -> None:
+        put = object.__setattr__
+        put(self, "graph", graph)
+        put(self, "value_f64", value_f64)
+        put(self, "grad_f64", grad_f64)
+        put(self, "values_f64", values_f64)
+        put(self, "prec", prec)
+        put(self, "overflow", overflow)
+        put(self, "kinks", kinks)
+        put(self, "certified", certified)
+        put(self, "precisions", precisions)
+        put(self, "_raw", None)
+        put(self, "_mpf", (value, tuple(grad), tuple(values)))
+
+    @classmethod
+    def _lazy(cls, graph: Graph, raw_values: Sequence[Any], raw_grads: Sequence[Any],
+              convert: Callable[[Any], Any], zero: Any, **fields: Any) -> Exact:
+        """An Exact whose mpf numbers are made from the pass's on first access."""
+        self = cls(graph, None, (), (), **fields)
+        object.__setattr__(self, "_raw", (raw_values, raw_grads, convert, zero))
+        object.__setattr__(self, "_mpf", None)
+        return self
+
+    def _numbers(self) -> tuple[Any, tuple[Any, ...], tuple[Any, ...]]:
+        raw = self._raw  # read first: another thread sets _mpf before clearing _raw
+        got = self._mpf
+        if got is None:
+            assert raw is not None
+            raw_values, raw_grads, convert, zero = raw
+            values = tuple(map(convert, raw_values))
+            grads = tuple(zero if type(g) is int else convert(g) for g in raw_grads)
+            got = (values[-1], grads, values)
+            object.__setattr__(self, "_mpf", got)
+            object.__setattr__(self, "_raw", None)
+        return got
+
+    @property
+    def value(self) -> Any:
+        """The exact value of the graph's output, an mpf."""
+        return self._numbers()[0]
+
+    @property
+    def grad(self) -> tuple[Any, ...]:
+        """The exact gradient, one mpf per leaf (``graph.leaves``)."""
+        return self._numbers()[1]
+
+    @property
+    def values(self) -> tuple[Any, ...]:
+        """The exact value of every node, mpfs."""
+        return self._numbers()[2]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
 
     def __repr__(self) -> str:
         return (f"Exact(value_f64={self.value_f64!r}, grad_f64={self.grad_f64!r}, "
@@ -381,8 +447,9 @@ _LINEAR_KIND, _MUL_KIND, _RELU_KIND, _OTHER_KIND = 0, 1, 2, 3
 class _Plan:
     """What a run needs from the graph, computed once per number system: per
     inner node a row (id, op, args, constant as a number, op name, domain
-    operand, kind, exactness test, partial-error rule, pair-exact value);
-    leaf values as numbers."""
+    operand, kind, exactness test, partial-error rule, pair-exact value, and
+    the op's forward, partials, domain test, nonlinear and power flags, so
+    the hot loop looks nothing up); leaf values as numbers."""
 
     rows: list[tuple[Any, ...]]
     leaf_values: list[Any]
@@ -398,7 +465,16 @@ def _static_row(name: str) -> tuple[Any, ...]:
             kind, _EXACT_WHEN.get(name), _PARTIAL_REL.get(name))
 
 
+def _callables(name: str) -> tuple[Any, ...]:
+    """The op's forward, partials and domain test; whether it is nonlinear (one
+    whose input beyond 2**_RANGE is refused when it has no domain operand);
+    whether it is x ** c."""
+    op = OPS[name]
+    return op.forward, op.partials, op.domain, name in _PARTIAL_REL, name == "powc"
+
+
 _STATIC = {name: _static_row(name) for name in OPS}
+_CALLS = {name: _callables(name) for name in OPS}
 
 
 def _plan(graph: Graph, numbers: _Numbers) -> _Plan:
@@ -439,7 +515,7 @@ def _plan(graph: Graph, numbers: _Numbers) -> _Plan:
             key = (name, canon[args[0]], n.const)
         canon.append(seen.setdefault(key, i))
         const = None if n.const is None else number(n.const)
-        row = (i, static[0], args, const, *static[1:], pair)
+        row = (i, static[0], args, const, *static[1:], pair, *_CALLS[name])
         if name == "powc" and n.const is not None and n.const >= 0 and n.const.is_integer():
             row = row[:5] + (None,) + row[6:]  # x ** 2 has no domain edge at 0
         rows.append(row)
@@ -490,7 +566,7 @@ def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> 
     With mpfr numbers (``fast``), an op of one rounding is exact exactly when
     MPFR says so (``rc == 0``); with mpf, when its operands' bits fit."""
     NEG, lsum = _NEG, _lsum
-    LINEAR, MUL, RELU, OTHER, BIG = _LINEAR_KIND, _MUL_KIND, _RELU_KIND, _OTHER_KIND, _BIG
+    LINEAR, MUL, RELU, BIG = _LINEAR_KIND, _MUL_KIND, _RELU_KIND, _BIG
     nums = plan.numbers
     ns, upper, mag, bits, fast = nums.ns, nums.upper, nums.mag, nums.bits, nums.fast
     values: list[Any] = list(plan.leaf_values)
@@ -508,7 +584,8 @@ def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> 
     half = -prec  # one correctly rounded + - * /
     ms: tuple[Any, ...] = ()
     es: tuple[Any, ...] = ()
-    for i, op, args, c, name, k, has_domain, kind, exact_when, prel, pair in plan.rows:
+    for (i, _op, args, c, name, k, has_domain, kind, exact_when, prel, pair, forward, partial,
+         domain, ranged, powc) in plan.rows:
         where[0] = i
         if len(args) == 1:
             a0 = args[0]
@@ -520,7 +597,7 @@ def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> 
             operands = (values[a0], values[a1])
             if track:
                 ms, es = (mags[a0], mags[a1]), (errs[a0], errs[a1])
-        why = op.domain(*operands) if has_domain else None
+        why = domain(*operands) if has_domain else None
         if track:
             if k is not None and es[k] != NEG and not es[k] < ms[k] - 1:
                 if why and last:
@@ -531,14 +608,14 @@ def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> 
                                 prec, plan.leaves)
                 if doubtful is None:
                     doubtful, reason = i, f"the sign of {name}'s input is uncertain"
-            if kind == OTHER and k is None and ms[0] > _RANGE:
+            if ranged and k is None and ms[0] > _RANGE:
                 raise Unresolved(i, f"{name} of an input beyond 2**{_RANGE}")
-            if name == "powc" and ms[0] != NEG and abs(c) * abs(ms[0]) > 2.0 ** 49:
+            if powc and ms[0] != NEG and abs(c) * abs(ms[0]) > 2.0 ** 49:
                 raise Unresolved(i, "x ** c is beyond the oracle's range")
         if why:
             raise DomainError(i, name, operands, why)
-        v = op.forward(ns, *operands) if pair is None else pair
-        ps = op.partials(ns, *operands, v)
+        v = forward(ns, *operands) if pair is None else pair
+        ps = partial(ns, *operands, v)
         values[i] = v
         partials[i] = ps
         m = mags[i] = mag(v)
@@ -584,7 +661,7 @@ def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> 
                 doubtful, reason = i, "the sign of relu's input is uncertain"
             errs[i] = e0 if (operands[0] > 0 or not certain) else NEG
             continue
-        if name == "powc" and k is None and c >= 1:
+        if powc and k is None and c >= 1:
             # x ** n, integer n >= 1: a polynomial, bounded without first-order
             # terms (mean value theorem), so an inexact zero base is fine:
             # |(x+d)**n - x**n| <= n |d| (|x| + |d|)**(n-1)
@@ -657,6 +734,47 @@ def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> 
     gerrs: list[Any] = [NEG] * n
     grads[n - 1] = nums.number(1.0)
     mul_exact, sum_exact = _mul_exact, _sum_exact
+    if fast and track:  # the same steps, with mpfr's upper() inlined
+        get_exp = _mpfr.get_exp
+        for row in reversed(plan.rows):
+            i = row[0]
+            where[0] = i
+            g = grads[i]
+            if g is None:
+                continue
+            ge = gerrs[i]
+            if not g and ge == NEG:
+                continue
+            ps = partials[i]
+            gm = get_exp(g) if g else NEG
+            pe = perrs[i]
+            for j, a in enumerate(row[2]):
+                p = ps[j]
+                te = ge
+                if type(p) is int:
+                    if p == 0:
+                        continue
+                    tv = g if p == 1 else -g
+                else:
+                    tv = g * p
+                    pmj = get_exp(p) if p else NEG
+                    pej = pe[j] if pe else NEG
+                    te = lsum(pmj + ge if pmj != NEG else NEG, gm + pej if gm != NEG else NEG)
+                    if pej != NEG:
+                        te = lsum(te, ge + pej)
+                    if tv.rc:
+                        te = lsum(te, (get_exp(tv) if tv else NEG) - prec)
+                old = grads[a]
+                if old is None:
+                    grads[a] = tv
+                    gerrs[a] = te
+                else:
+                    sv = grads[a] = old + tv
+                    e = lsum(gerrs[a], te)
+                    if sv.rc:
+                        e = lsum(e, (get_exp(sv) if sv else NEG) - prec)
+                    gerrs[a] = e
+        return _Run(values, errs, grads, gerrs, kinks, doubtful, reason, prec, plan.leaves)
     for row in reversed(plan.rows):
         i = row[0]
         where[0] = i
@@ -755,19 +873,22 @@ def _certify(graph: Graph, run: _Run) -> tuple[float, int | None, str, list[floa
         return 64.0, run.doubtful, run.reason, [], []
     if type(run.values[-1]) is _MPFR:  # most roundings are quickly shown certain
         with _mpfr.context(run.prec):
-            return _certify_all(graph, run, _mpfr.certain)
-    return _certify_all(graph, run, None)
+            values_f64, doubt = _mpfr.certain_many(run.values, run.errs)
+            return _certify_all(graph, run, _mpfr.certain, values_f64, doubt)
+    return _certify_all(graph, run, None, [0.0] * len(run.values), range(len(run.values)))
 
 
 def _certify_all(graph: Graph, run: _Run, quick: Callable[[Any, float], tuple[float, bool]]
-                 | None) -> tuple[float, int | None, str, list[float], list[float]]:
+                 | None, values_f64: list[float], doubt: Sequence[int],
+                 ) -> tuple[float, int | None, str, list[float], list[float]]:
+    """The rest of :func:`_certify`, given the values' quick roundings and the
+    positions of those not yet shown certain (decided here exactly)."""
     worst, where, what = 0.0, None, ""
-    values_f64: list[float] = []
-    for i, (v, e) in enumerate(zip(run.values, run.errs, strict=True)):
-        if quick is None or not (r := quick(v, e))[1]:
-            r = _certain(v, e)
-        f, ok = r
-        values_f64.append(f)
+    values, errs = run.values, run.errs
+    for i in doubt:
+        v, e = values[i], errs[i]
+        f, ok = _certain(v, e)
+        values_f64[i] = f
         if not ok:
             need = e - (_mag(v) - 53 - 8) if v else e + 1080
             if need > worst or where is None:
@@ -795,17 +916,14 @@ def _result(graph: Graph, run: _Run, prec: int, tried: tuple[int, ...],
             certified: bool, values_f64: Sequence[float] | None = None,
             grad_f64: Sequence[float] | None = None) -> Exact:
     ctx = _context()
-    zero, to_mpf = ctx.mp.zero, ctx.to_mpf
     raw_grads = [0 if run.grads[i] is None else run.grads[i] for i in run.leaves]
     vf = tuple(values_f64) if values_f64 is not None else _roundings(run.values, run.prec)
     gf = tuple(grad_f64) if grad_f64 is not None else _roundings(raw_grads, run.prec)
-    grads = tuple(zero if type(g) is int else to_mpf(g) for g in raw_grads)
-    values = tuple(map(to_mpf, run.values))
     overflow = math.isinf(vf[-1]) or any(math.isinf(g) for g in gf)
-    return Exact(graph=graph, value=values[-1], grad=grads, values=values,
-                 value_f64=vf[-1], grad_f64=gf, values_f64=vf,
-                 prec=prec, overflow=overflow, kinks=tuple(run.kinks),
-                 certified=certified, precisions=tried)
+    return Exact._lazy(graph, run.values, raw_grads, ctx.to_mpf, ctx.mp.zero,
+                       value_f64=vf[-1], grad_f64=gf, values_f64=vf,
+                       prec=prec, overflow=overflow, kinks=tuple(run.kinks),
+                       certified=certified, precisions=tried)
 
 
 def _roundings(xs: Sequence[Any], prec: int) -> tuple[float, ...]:
