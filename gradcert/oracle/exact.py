@@ -734,47 +734,6 @@ def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> 
     gerrs: list[Any] = [NEG] * n
     grads[n - 1] = nums.number(1.0)
     mul_exact, sum_exact = _mul_exact, _sum_exact
-    if fast and track:  # the same steps, with mpfr's upper() inlined
-        get_exp = _mpfr.get_exp
-        for row in reversed(plan.rows):
-            i = row[0]
-            where[0] = i
-            g = grads[i]
-            if g is None:
-                continue
-            ge = gerrs[i]
-            if not g and ge == NEG:
-                continue
-            ps = partials[i]
-            gm = get_exp(g) if g else NEG
-            pe = perrs[i]
-            for j, a in enumerate(row[2]):
-                p = ps[j]
-                te = ge
-                if type(p) is int:
-                    if p == 0:
-                        continue
-                    tv = g if p == 1 else -g
-                else:
-                    tv = g * p
-                    pmj = get_exp(p) if p else NEG
-                    pej = pe[j] if pe else NEG
-                    te = lsum(pmj + ge if pmj != NEG else NEG, gm + pej if gm != NEG else NEG)
-                    if pej != NEG:
-                        te = lsum(te, ge + pej)
-                    if tv.rc:
-                        te = lsum(te, (get_exp(tv) if tv else NEG) - prec)
-                old = grads[a]
-                if old is None:
-                    grads[a] = tv
-                    gerrs[a] = te
-                else:
-                    sv = grads[a] = old + tv
-                    e = lsum(gerrs[a], te)
-                    if sv.rc:
-                        e = lsum(e, (get_exp(sv) if sv else NEG) - prec)
-                    gerrs[a] = e
-        return _Run(values, errs, grads, gerrs, kinks, doubtful, reason, prec, plan.leaves)
     for row in reversed(plan.rows):
         i = row[0]
         where[0] = i
