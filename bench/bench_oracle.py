@@ -7,10 +7,11 @@ sharing), prints the time of
 - the reference engine (gradcert.engine.Value) building the graph and running
   backward, from Python source made by gradcert.graph.to_python;
 - the oracle with certification and precision escalation (exact_graph), on
-  gmpy2's mpfr numbers (the default when gmpy2 is installed) and on mpmath's
-  mpf alone (the fallback without gmpy2; mpmath still over gmpy2 here);
+  gmpy2's mpfr numbers (the default when gmpy2 is installed: its fast pass,
+  float error bounds, with the general pass behind it) and on mpmath's mpf
+  alone (the fallback without gmpy2; mpmath still over gmpy2 here);
 - the oracle as one plain reverse-mode pass at 117 bits, no error tracking and
-  no escalation (exact_graph(graph, prec=117)), on mpfr;
+  no escalation (exact_graph(graph, prec=117): the general pass), on mpfr;
 
 each the best of several repeats, and the ratios. Every oracle time includes
 planning the graph and certifying every value and leaf gradient; the exact

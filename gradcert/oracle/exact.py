@@ -27,8 +27,8 @@ rounds to even). The oracle starts at ``p = 53 + 64`` bits and, while any
 value or leaf gradient is not certified, raises ``p`` to at least
 ``53 + 2 * (p - 53)`` (and further by the bits the worst bound says are
 missing), up to ``max_prec`` bits. On a well-conditioned graph the first
-run certifies everything, so the rule costs the bookkeeping (1.2-1.4x one
-plain pass, bench/bench_oracle.py), not a second run.
+run certifies everything, so the rule costs the bookkeeping, not a second
+run: less than one plain pass without bounds (bench/bench_oracle.py).
 
 The bound is first order: it is trusted only where the operands of a
 nonlinear op are known to better than 2**-8 relative (so local partials vary
@@ -61,15 +61,20 @@ listed in :attr:`Exact.kinks`.
 **Numbers.** The passes run on gmpy2's mpfr numbers (gradcert.oracle._mpfr),
 each in a fresh gmpy2 context of its thread, so a caller's gmpy2 settings are
 neither used nor changed. MPFR reports whether each operation rounded, which
-makes the exactness of ``+ - * /`` a flag to read. A pass that leaves mpfr's
-exponent range (about 2**(+-2**30)) or raises is redone on mpmath's mpf,
-whose verdict stands. Results are always mpf, of a private mpmath context
-per thread (never the global ``mp.prec``), made exactly from the pass's
-numbers when :attr:`Exact.value`, ``grad`` or ``values`` is first read.
+makes the exactness of ``+ - * /`` a flag to read. Each precision is first
+tried by a fast pass (gradcert.oracle._fast) whose bounds are plain floats,
+for graphs whose magnitudes stay within 2**+-400; where it cannot bound or
+certify every result, the general pass below, with log2 bounds, decides at
+the same precision. A general pass that leaves mpfr's exponent range (about
+2**(+-2**30)) or raises is redone on mpmath's mpf, whose verdict stands.
+Results are always mpf, of a private mpmath context per thread (never the
+global ``mp.prec``), made exactly from the pass's numbers when
+:attr:`Exact.value`, ``grad`` or ``values`` is first read.
 Without gmpy2 the oracle runs on mpf alone and warns once. The certified
-gradient of a 1,000-node graph costs 13-14x the reference engine's float64
-forward and backward on mpfr, about 30x on mpf over gmpy2, about 100x on
-mpmath's pure-Python backend (bench/bench_oracle.py).
+gradient of a 1,000-node graph costs about 6x the reference engine's float64
+forward and backward on mpfr, about 30x on mpf, whether mpmath runs over
+gmpy2 or on its pure-Python backend (bench/bench_oracle.py, and again with
+MPMATH_NOGMPY=1).
 
 >>> e = exact(lambda x: (x + 1e16) - 1e16, [1.0])
 >>> e.value_f64
@@ -100,9 +105,10 @@ from gradcert.oracle.rounding import certain as _certain
 from gradcert.oracle.rounding import round_to
 
 try:
-    from gradcert.oracle import _mpfr
+    from gradcert.oracle import _fast, _mpfr
 except ImportError:  # no gmpy2: mpmath alone
     _mpfr = None  # type: ignore[assignment]
+    _fast = None  # type: ignore[assignment]
 _MPFR: Any = None if _mpfr is None else _mpfr.mpfr
 
 __all__ = [
@@ -396,7 +402,7 @@ class _Context:
     """A thread's oracle state: a private mpmath context (never the global
     ``mp``), and the number systems of its passes."""
 
-    def __init__(self, fast: bool | None = None) -> None:
+    def __init__(self, fast: bool | None = None, quick: bool = True) -> None:
         self.mp = mpmath.MPContext()
         self.slow = _mpf_numbers(self.mp)
         if fast is None:
@@ -406,17 +412,19 @@ class _Context:
         self.numbers = self.slow if not fast else _Numbers(
             ns=_mpfr, number=_mpfr.number, upper=_mpfr.upper, mag=_mpfr.upper,
             bits=_mpfr.bits, fast=True)
+        self.quick = quick and self.numbers.fast  # try gradcert.oracle._fast first
 
     def to_mpf(self, x: Any) -> Any:
         return _mpfr.to_mpf(x, self.mp) if type(x) is _MPFR else x
 
 
 @contextmanager
-def _numbers(fast: bool) -> Iterator[None]:
-    """Run this thread's oracle on mpfr (``fast``) or on mpf alone, for a while:
-    for tests and the benchmark, which compare the two."""
+def _numbers(fast: bool, quick: bool = True) -> Iterator[None]:
+    """Run this thread's oracle on mpfr (``fast``) or on mpf alone, and with or
+    without the fast pass (``quick``), for a while: for tests and the
+    benchmark, which compare them."""
     saved = getattr(_local, "ctx", None)
-    _local.ctx = _Context(fast)
+    _local.ctx = _Context(fast, quick)
     try:
         yield
     finally:
@@ -430,7 +438,7 @@ def _context() -> _Context:
         if mpmath.libmp.BACKEND != "gmpy" and not _warned:
             _warned = True
             warnings.warn("gmpy2 is not installed: the oracle runs on mpmath's pure-Python "
-                          "backend, about 7x slower (pip install gmpy2)", RuntimeWarning,
+                          "backend, about 5x slower (pip install gmpy2)", RuntimeWarning,
                           stacklevel=3)
         ctx = _local.ctx = _Context()
     return ctx
@@ -543,7 +551,8 @@ def _run(graph: Graph, plans: dict[bool, _Plan], ctx: _Context, prec: int, track
     raises nothing; otherwise (overflow, underflow, a domain error, an
     unresolved node) the pass is redone on mpf, whose verdict stands."""
     where: list[int] = [0]
-    plan = plans[ctx.numbers.fast]
+    fast = ctx.numbers.fast
+    plan = plans.get(fast) or plans.setdefault(fast, _plan(graph, ctx.numbers))
     try:
         if plan.numbers.fast:
             with _mpfr.context(prec) as mc:
@@ -558,6 +567,38 @@ def _run(graph: Graph, plans: dict[bool, _Plan], ctx: _Context, prec: int, track
         return _pass(plan, prec, track, last, where)
     except OverflowError:  # a magnitude's exponent beyond float: 2**(2**1024)
         raise Unresolved(where[0], "a magnitude beyond the oracle's range") from None
+
+
+def _quick(graph: Graph, plan: _fast.Plan, prec: int, tried: tuple[int, ...]) -> Exact | None:
+    """The result of the fast pass (gradcert.oracle._fast) at ``prec`` bits, if
+    it bounds every number, stays in mpfr's range and certifies every value
+    and leaf gradient; else None, and the general pass decides."""
+    with _mpfr.context(prec) as mc:
+        got = _fast.run(plan, prec)
+        if got is None or not _mpfr.clean(mc):
+            return None
+        values, errs, grads, gerrs, kinks = got
+        values_f64, doubt = _fast.certain(values, errs, prec)
+        for i in doubt:
+            f, ok = _certain(values[i], _fast.log_bound(errs[i], prec))
+            if not ok:
+                return None
+            values_f64[i] = f
+        grad_f64: list[float] = []
+        for leaf in plan.leaves:
+            g = grads[leaf]
+            if g is None:
+                grad_f64.append(0.0)
+                continue
+            e = _fast.log_bound(gerrs[leaf], prec)
+            f, ok = _mpfr.certain(g, e)
+            if not ok:
+                f, ok = _certain(g, e)
+                if not ok:
+                    return None
+            grad_f64.append(f)
+    run = _Run(values, [], grads, [], kinks, None, "", prec, plan.leaves)
+    return _result(graph, run, prec, tried, True, values_f64, grad_f64)
 
 
 def _pass(plan: _Plan, prec: int, track: bool, last: bool, where: list[int]) -> _Run:
@@ -800,18 +841,21 @@ def exact_graph(graph: Graph, *, prec: int | None = None,
     ctx = _context()
     saved = ctx.mp.prec
     try:
-        plans = {ctx.numbers.fast: _plan(graph, ctx.numbers)}
+        plans: dict[bool, _Plan] = {}
         if prec is not None:
             if not isinstance(prec, int) or prec < 2:
                 raise ValueError(f"prec must be an integer number of bits >= 2, got {prec!r}")
             run = _run(graph, plans, ctx, prec, track=False, last=True)
             return _result(graph, run, prec, (prec,), certified=False)
+        quick = _fast.plan(graph) if ctx.quick else None
         p = START_PREC
         tried: list[int] = []
         while True:
             p = min(p, max_prec)
             last = p >= max_prec
             tried.append(p)
+            if quick is not None and (done := _quick(graph, quick, p, tuple(tried))):
+                return done
             run = _run(graph, plans, ctx, p, track=True, last=last)
             missing, where, what, vf, gf = _certify(graph, run)
             if missing <= 0:
