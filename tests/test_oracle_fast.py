@@ -113,6 +113,12 @@ def _answer(g):
     (lambda x: (x * 1.0 - x).log(), [3.0]),  # log of an inexact zero: unresolved
     (lambda x: (x.exp() - 1.0) / x, [1e-30]),  # cancellation: needs more bits
     (lambda x: x.tanh() * 2.0, [400.0]),  # tanh' = 4e**-800 is below 2**-400
+    # an operand known to 2**-7 only (exp(1e-33) - 1 at 117 bits): past first order
+    (lambda x: (x.exp() - 1.0).log(), [1e-33]),
+    (lambda x: x / (x.exp() - 1.0), [1e-33]),
+    (lambda x: 2.0 / (x.exp() - 1.0), [1e-33]),
+    (lambda x: (x.exp() - 1.0) ** 0.5, [1e-33]),
+    (lambda x: ((x + 0.0) * 2.0**399) ** 6, [2.0**-398]),  # a gradient beyond 2**400
 ])
 def test_where_the_fast_pass_gives_up_the_general_pass_answers(f, xs):
     g = trace(f, xs)
