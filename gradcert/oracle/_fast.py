@@ -421,61 +421,32 @@ def _reverse(p: Plan, prec: int,
         ga = abs(float(g))
         if not LO <= ga <= HI or (ge and not FLOOR <= ge <= CEIL):
             return None
-        if code <= NEG:
+        if code <= NEG:  # constant partials: the term is +-g, exactly
             if code == RELU and not pv0[i]:
                 continue
-            tv = -g if code >= RSUBC else g
-            old = grads[a]
-            if old is None:
-                grads[a], gerrs[a], gsum[a] = tv, ge, ga
-            else:
-                sv = grads[a] = old + tv
-                gs = gsum[a] + ga
-                gsum[a] = gs
-                gerrs[a] += ge + gs if sv.rc else ge
+            terms: tuple[tuple[Any, ...], ...] = ((a, -g if code >= RSUBC else g, ge, ga),)
             if code <= SUB:
-                tv = g if code == ADD else -g
-                old = grads[b]
-                if old is None:
-                    grads[b], gerrs[b], gsum[b] = tv, ge, ga
-                else:
-                    sv = grads[b] = old + tv
-                    gs = gsum[b] + ga
-                    gsum[b] = gs
-                    gerrs[b] += ge + gs if sv.rc else ge
-            continue
-        if code == MULC:
-            pv, pa, pe = c, ac, 0.0
+                terms += ((b, g if code == ADD else -g, ge, ga),)
         else:
-            pv, pa, pe = pv0[i], pa0[i], pe0[i]
-        tv = g * pv
-        ta = ga * pa
-        te = pa * ge + ga * pe + ge * pe * s
-        if tv.rc:
-            te += ta
-        old = grads[a]
-        if old is None:
-            grads[a], gerrs[a], gsum[a] = tv, te, ta
-        else:
-            sv = grads[a] = old + tv
-            gs = gsum[a] + ta
-            gsum[a] = gs
-            gerrs[a] += te + gs if sv.rc else te
-        if code <= DIV:  # mul, div
-            pv, pa, pe = pv1[i], pa1[i], pe1[i]
-            tv = g * pv
-            ta = ga * pa
-            te = pa * ge + ga * pe + ge * pe * s
-            if tv.rc:
-                te += ta
-            old = grads[b]
+            ops = ((a, pv0, pa0, pe0), (b, pv1, pa1, pe1)) if code <= DIV else ((a, pv0, pa0, pe0),)
+            terms = ()
+            for t, pvs, pas, pes in ops:
+                pv, pa, pe = (c, ac, 0.0) if code == MULC else (pvs[i], pas[i], pes[i])
+                tv = g * pv
+                ta = ga * pa
+                te = pa * ge + ga * pe + ge * pe * s
+                if tv.rc:
+                    te += ta
+                terms += ((t, tv, te, ta),)
+        for t, tv, te, ta in terms:
+            old = grads[t]
             if old is None:
-                grads[b], gerrs[b], gsum[b] = tv, te, ta
+                grads[t], gerrs[t], gsum[t] = tv, te, ta
             else:
-                sv = grads[b] = old + tv
-                gs = gsum[b] + ta
-                gsum[b] = gs
-                gerrs[b] += te + gs if sv.rc else te
+                sv = grads[t] = old + tv
+                gs = gsum[t] + ta
+                gsum[t] = gs
+                gerrs[t] += te + gs if sv.rc else te
     for i in p.leaves:
         g, ge = grads[i], gerrs[i]
         if g is None:
