@@ -169,8 +169,8 @@ def certain(values: list[Any], errs: list[float], prec: int) -> tuple[list[float
 
 def _forward(p: Plan, prec: int) -> tuple[list[Any], list[float], list[int],
                                           tuple[list[Any], ...]] | None:
-    """Values, their error bounds, the nodes at a kink, and the values with each
-    node's partials (value, magnitude and bound of the first and the second
+    """Values, their error bounds, the nodes at a kink, and each node's partials
+    as lists (value, magnitude and bound of the first and the second
     operand's; relu's is 0 or 1)."""
     LO, HI, FLOOR, CEIL = _LO, _HI, _FLOOR, _CEIL
     s = 2.0**-prec
@@ -357,7 +357,7 @@ def _forward(p: Plan, prec: int) -> tuple[list[Any], list[float], list[int],
         values[i] = v
         errs[i] = e
         mags[i] = av
-    return values, errs, kinks, (values, pv0, pa0, pe0, pv1, pa1, pe1)
+    return values, errs, kinks, (pv0, pa0, pe0, pv1, pa1, pe1)
 
 
 def _powc(x: Any, ex: float, ax: float, c: float, s: float,
@@ -400,7 +400,7 @@ def _powc(x: Any, ex: float, ax: float, c: float, s: float,
 def _reverse(p: Plan, prec: int,
              parts: tuple[list[Any], ...]) -> tuple[list[Any], list[float]] | None:
     """Reverse mode: gradients (None where none arrives) and their error bounds."""
-    _, pv0, pa0, pe0, pv1, pa1, pe1 = parts
+    pv0, pa0, pe0, pv1, pa1, pe1 = parts
     LO, HI, FLOOR, CEIL = _LO, _HI, _FLOOR, _CEIL
     s = 2.0**-prec
     n = p.n
