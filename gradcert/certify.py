@@ -25,29 +25,40 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from gradcert.results import PropertyResult, Results, merge_records, ops_summary, read_records
 
-__all__ = ["EXIT_CERTIFIED", "EXIT_FAILED", "EXIT_USAGE", "CertifyError", "certify",
-           "pytest_args", "render_verdict"]
+__all__ = ["EXIT_CERTIFIED", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "CertifyError",
+           "Interrupted", "certify", "pytest_args", "render_verdict"]
 
-EXIT_CERTIFIED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_CERTIFIED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_SAMPLES = 5000  # in results.json, across all properties
 
 
 class CertifyError(Exception):
-    """Bad usage, or a target that cannot be imported or adapted (exit code 2)."""
+    """Bad usage, a target that cannot be imported or adapted, or a selection that
+    matches no property (exit code 2)."""
 
 
-@dataclass
+class Interrupted(CertifyError):
+    """The session was interrupted (Ctrl-C) before a verdict (exit code 130)."""
+
+
 class _Collector:
-    """Sees every test report in the controlling process, including a crashed worker's."""
+    """Sees every test report in the controlling process, including a crashed worker's.
 
-    reports: dict[str, Any] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
+    A plain class: pytest keeps plugin objects in a set, so a plugin must hash.
+    """
+
+    def __init__(self) -> None:
+        self.reports: dict[str, Any] = {}
+        self.errors: list[str] = []
+        self.order: dict[str, int] = {}  # nodeid -> its place in collection order
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        self.order = {item.nodeid: i for i, item in enumerate(session.items)}
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         # the call, a setup that did not pass, any failure (a crash reports as "???")
@@ -58,6 +69,13 @@ class _Collector:
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed:
             self.errors.append(str(report.longrepr))
+
+
+class _XdistCollector(_Collector):
+    """The collector of a session with pytest-xdist workers, which collect the suite."""
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
+        self.order = self.order or {nodeid: i for i, nodeid in enumerate(ids)}
 
 
 class _Progress:
@@ -106,7 +124,8 @@ class _Progress:
 
 
 def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
-                jobs: int, select: str | None = None, files: Sequence[Path] | None = None
+                jobs: int, select: str | None = None, files: Sequence[Path] | None = None,
+                *, example_timeout: float | None = None, path: str | None = None
                 ) -> list[str]:
     """The pytest command line ``certify`` runs (also useful to run the suite by hand).
 
@@ -118,7 +137,7 @@ def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
     from gradcert.properties.suite import LEVEL_FILES, SUITE_DIR
 
     args = [str(f) for f in (files or LEVEL_FILES)]
-    args += ["-c", str(out / ".pytest.ini"), "--rootdir", str(SUITE_DIR),
+    args += ["-c", str(out / ".pytest.ini"), "--rootdir", str(SUITE_DIR), "--noconftest",
              # python_files=*.py would make pytest rewrite the asserts of every module the
              # engine imports (torch.optim pulls in torch._dynamo): the suite reports its own
              # findings, so plain asserts do
@@ -134,6 +153,10 @@ def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
         args.append(f"--gradcert-target={target}")
     if seed is not None:
         args.append(f"--gradcert-seed={seed}")
+    if example_timeout is not None:
+        args.append(f"--gradcert-example-timeout={example_timeout}")
+    if path is not None:
+        args.append(f"--gradcert-path={path}")
     if jobs > 0:
         args += ["-p", "xdist.plugin", "-n", str(jobs)]
     else:
@@ -144,21 +167,31 @@ def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
 
 
 @contextlib.contextmanager
-def _clean_environment(cwd: str) -> Iterator[None]:
-    """No PYTEST_ADDOPTS or auto-loaded plugins from the user's environment; the current
-    directory importable (for ``module:attr`` targets), in workers too."""
+def _session_environment(cwd: str, *, where: str | None = None, workdir: Path | None = None
+                         ) -> Iterator[None]:
+    """No PYTEST_ADDOPTS, auto-loaded plugins or GRADCERT_* variables from the user's
+    environment (the settings travel as options); and either ``where`` importable
+    (to load a ``module:attr`` target here) or the session run from ``workdir``.
+
+    pytest-xdist gives its workers this process's ``sys.path``, or their working
+    directory first on it; either way a checkout of gradcert in the current
+    directory would shadow the installed gradcert there. So the session runs
+    from the report directory with ``sys.path`` as it was, and the workers
+    import the target from ``where`` (``--gradcert-path``) once gradcert is loaded.
+    """
     saved = dict(os.environ)
     saved_path = list(sys.path)
-    for k in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS"):
-        os.environ.pop(k, None)
+    for k in [k for k in os.environ if k.startswith(("GRADCERT_", "PYTEST_"))]:
+        del os.environ[k]
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [cwd] + [p for p in saved.get("PYTHONPATH", "").split(os.pathsep) if p])
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
+    if where is not None and where not in sys.path:
+        sys.path.insert(0, where)
     try:
+        if workdir is not None:
+            os.chdir(workdir)
         yield
     finally:
+        os.chdir(cwd)
         os.environ.clear()
         os.environ.update(saved)
         sys.path[:] = saved_path
@@ -167,30 +200,35 @@ def _clean_environment(cwd: str) -> Iterator[None]:
 def certify(target: str | None = None, *, profile: str = "quick", seed: int | None = None,
             out: str | Path = "gradcert-report", jobs: int | None = None,
             select: str | None = None, stream: TextIO | None = None,
-            quiet: bool = False, progress: bool = True) -> Results:
+            quiet: bool = False, progress: bool = True,
+            example_timeout: float | None = None, path: str | Path | None = None) -> Results:
     """Certify ``target`` (None: gradcert's engine) and write the report to ``out``.
 
     ``jobs``: pytest-xdist workers (default: the number of cores; 0 runs in this
     process, without crash isolation). ``select``: a pytest ``-k`` expression.
     ``progress``: a progress bar instead of pytest's own output (with workers).
-    Raises :class:`CertifyError` for bad usage or an unusable target.
+    ``example_timeout``: seconds one example may run (default: the profile's).
+    ``path``: the directory a ``module:attr`` target imports from (default: the
+    current directory).
+    Raises :class:`CertifyError` for bad usage, an unusable target, a selection
+    that matches no property, or a session that did not run to its end.
     """
     import pytest
 
     from gradcert.adapters import TargetError, load_target
     from gradcert.properties.registry import PROPERTIES
     from gradcert.properties.runner import PROFILES
+    from gradcert.settings import SettingError, resolve
 
-    if profile not in PROFILES:
-        raise CertifyError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-    if jobs is None:
-        jobs = os.cpu_count() or 1
-    if jobs < 0:
-        raise CertifyError(f"-j must be 0 or more, got {jobs}")
-    if seed is not None and (type(seed) is not int or seed < 0):
-        raise CertifyError(f"the seed must be a non-negative integer, got {seed!r}")
+    try:  # the arguments, checked by the settings table's parsers
+        values = resolve({"profile": profile, "seed": seed, "jobs": jobs,
+                          "example_timeout": example_timeout, "path": path}, environ={})
+    except SettingError as e:
+        raise CertifyError(str(e)) from None
+    jobs = values["jobs"] if values["jobs"] is not None else os.cpu_count() or 1
     cwd = os.getcwd()
-    with _clean_environment(cwd):
+    where = str(Path(path).resolve()) if path is not None else cwd
+    with _session_environment(cwd, where=where):
         try:  # imported here to fail fast with exit 2; probed only in the workers
             adapter = load_target(target)
         except TargetError as e:
@@ -203,10 +241,12 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("records", "reproducers"):
         shutil.rmtree(out / stale, ignore_errors=True)
-    (out / "engine.json").unlink(missing_ok=True)
+    for stale_file in ("engine.json", "junit.xml", "results.json", "report.md", "report.html"):
+        (out / stale_file).unlink(missing_ok=True)
     (out / ".pytest.ini").write_text("[pytest]\n")
-    args = pytest_args(target, profile, seed, out, jobs, select)
-    collector = _Collector()
+    args = pytest_args(target, profile, seed, out, jobs, select,
+                       example_timeout=values["example_timeout"], path=where)
+    collector = _XdistCollector() if jobs > 0 else _Collector()
     plugins: list[Any] = [collector]
     started = datetime.datetime.now(datetime.UTC)
     t0 = time.perf_counter()
@@ -219,20 +259,20 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
         print(f"gradcert certify {target or 'gradcert'}: profile {profile}, "
               f"{'derandomized' if seed is None else f'seed {seed}'}, {jobs} worker(s), "
               f"out {out}", file=stream)
-    with _clean_environment(cwd), contextlib.redirect_stdout(stream), \
+    with _session_environment(cwd, workdir=out), contextlib.redirect_stdout(stream), \
             (bar.bar if bar is not None else contextlib.nullcontext()):
         if quiet:
             args = args + ["-qq", "--no-header"]
-        code = pytest.main(args, plugins=plugins)
+        code = int(pytest.main(args, plugins=plugins))
     duration = time.perf_counter() - t0
-    if int(code) in (3, 4):  # internal error, usage error
-        raise CertifyError(f"the pytest session could not run (pytest exit code {int(code)}); "
-                           + "; ".join(collector.errors)[:2000])
-    if collector.errors:
-        raise CertifyError("the suite could not be collected: " + collector.errors[0][:2000])
+    _check_session(code, collector, select)
     records = read_records(sorted((out / "records").glob("*.jsonl"))) \
         if (out / "records").is_dir() else []
     records += _missing(records, collector)
+    # the suite's order whatever the workers' scheduling: the first failure kept, the
+    # samples thinned and the ties among worst errors all follow it
+    records.sort(key=lambda r: (collector.order.get(str(r.get("nodeid")), len(collector.order)),
+                                str(r.get("nodeid") or r.get("id"))))
     order = list(PROPERTIES)
     props = merge_records(records, {p: PROPERTIES[p].meaning for p in PROPERTIES})
     props.sort(key=lambda p: (order.index(p.id) if p.id in order else len(order), p.id))
@@ -246,8 +286,82 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
         engine=_engine(out, adapter),
     )
     results.write(out / "results.json")
+    _junit_matches_verdict(out / "junit.xml", records)
     _write_reports(results, out)
     return results
+
+
+def _check_session(code: int, collector: _Collector, select: str | None) -> None:
+    """A :class:`CertifyError` unless the pytest session ran every selected test to its
+    end (pytest's exit codes: 0 passed, 1 some failed, 2 interrupted, 3 internal
+    error, 4 usage error, 5 nothing collected)."""
+    if code == 2:
+        raise Interrupted("interrupted before the suite finished: no verdict")
+    if code == 5:
+        raise CertifyError(f"-k {select!r} selects no property" if select
+                           else "the suite collected no test")
+    if code in (3, 4):
+        why = "; ".join(collector.errors)[:2000] or "see the pytest output above"
+        raise CertifyError(f"the pytest session could not run (pytest exit code {code}): "
+                           + why)
+    if collector.errors:
+        raise CertifyError("the suite could not be collected: " + collector.errors[0][:2000])
+    if code not in (0, 1):
+        raise CertifyError(f"the pytest session ended with exit code {code}")
+
+
+# junit.xml's word for each outcome of the verdict table (passed: no element)
+_JUNIT = {"failed": "failure", "error": "error", "crashed": "error", "timeout": "error",
+          "unsupported": "skipped", "not run": "skipped"}
+
+
+def _junit_case(nodeid: str) -> tuple[str, str]:
+    """The (classname, name) pytest's junit.xml gives the test ``nodeid``.
+
+    >>> _junit_case("ops.py::test_values[a::b]")
+    ('ops', 'test_values[a::b]')
+    """
+    path, bracket, params = nodeid.partition("[")
+    names = path.split("::")
+    names[0] = names[0].replace("/", ".").removesuffix(".py")
+    names[-1] += bracket + params
+    return ".".join(names[:-1]), names[-1]
+
+
+def _junit_matches_verdict(path: Path, records: list[dict[str, Any]]) -> None:
+    """Rewrite junit.xml so each test's element says what the verdict table says: an
+    engine that raised, crashed or timed out is an ``<error>``, a failed property a
+    ``<failure>``, an unsupported one ``<skipped>``."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        tree = ET.parse(path)
+    except (OSError, ET.ParseError):
+        return
+    outcomes = {_junit_case(str(r["nodeid"])): str(r.get("outcome")) for r in records
+                if r.get("nodeid")}
+    suites = [tree.getroot()] if tree.getroot().tag == "testsuite" \
+        else tree.getroot().findall("testsuite")
+    for suite in suites:
+        for case in suite.findall("testcase"):
+            outcome = outcomes.get((case.get("classname", ""), case.get("name", "")))
+            if outcome is None:
+                continue
+            want = _JUNIT.get(outcome)
+            old = [e for e in case if e.tag in ("failure", "error", "skipped")]
+            if want is None and not old or old and old[0].tag == want:
+                continue
+            text = "\n".join((e.text or "") for e in old)
+            message = next((e.get("message", "") for e in old), "")
+            for e in old:
+                case.remove(e)
+            if want is not None:
+                el = ET.SubElement(case, want, message=f"{outcome}: {message}"[:500])
+                el.text = text
+        for kind, attr in (("failure", "failures"), ("error", "errors"),
+                           ("skipped", "skipped")):
+            suite.set(attr, str(len(suite.findall(f"testcase/{kind}"))))
+    tree.write(path, encoding="utf-8", xml_declaration=True)
 
 
 def _write_reports(results: Results, out: Path) -> None:

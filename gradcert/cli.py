@@ -1,7 +1,8 @@
 """The ``gradcert`` command line.
 
-Exit codes: 0 success (certified), 1 a property failed, 2 usage, input,
-import or adapter error.
+Exit codes: 0 success (for certify: a complete verdict, written and certified),
+1 a property failed, 2 usage, input, import or adapter error, or a ``-k``
+that selects no property (with a one-line reason), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from gradcert.settings import SETTINGS
 
 __all__ = ["main"]
 
@@ -31,20 +34,14 @@ def _parser() -> argparse.ArgumentParser:
 
     cert = sub.add_parser("certify", help="run the conformance suite on an engine: a verdict, "
                           "results.json, junit.xml and reproducers")
-    cert.add_argument("target", nargs="?", default=None,
-                      help="a built-in adapter name (gradcert, micrograd, torch, jax, autograd) "
-                           "or module:attr naming an adapter or a Value class "
-                           "(default: gradcert's own engine) [env GRADCERT_TARGET]")
-    cert.add_argument("--profile", default=None, choices=("quick", "ci", "thorough"),
-                      help="quick (default), ci (derandomized) or thorough "
-                           "[env GRADCERT_PROFILE]")
-    cert.add_argument("--seed", default=None,
-                      help="hypothesis seed: reproduces a run exactly [env GRADCERT_SEED]")
-    cert.add_argument("--out", default=None,
-                      help="report directory (default gradcert-report) [env GRADCERT_OUT]")
-    cert.add_argument("-j", "--jobs", type=int, default=None,
-                      help="parallel workers (default: the number of cores; 0: in-process, "
-                           "no crash isolation) [env GRADCERT_JOBS]")
+    for s in SETTINGS.values():  # one flag per row of the settings table
+        text = f"{s.help} [env {s.env}]"
+        if s.flag is None:
+            cert.add_argument(s.name, nargs="?", default=None, help=text)
+        else:
+            names = [s.short, s.flag] if s.short else [s.flag]
+            cert.add_argument(*names, dest=s.name, default=None, help=text,
+                              metavar=s.name.upper())
     cert.add_argument("-k", dest="select", default=None, metavar="EXPR",
                       help="run only the properties matching this pytest -k expression")
 
@@ -129,24 +126,27 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _certify(args: argparse.Namespace) -> int:
-    import os
+    from gradcert.certify import (
+        EXIT_INTERRUPTED,
+        CertifyError,
+        Interrupted,
+        certify,
+        print_verdict,
+    )
+    from gradcert.settings import SettingError, resolve
 
-    from gradcert.certify import CertifyError, certify, print_verdict
-
-    env = os.environ.get
-    seed = args.seed if args.seed is not None else env("GRADCERT_SEED")
-    jobs = args.jobs if args.jobs is not None else env("GRADCERT_JOBS")
     try:
-        seed_n = None if seed in (None, "") else int(seed)
-        jobs_n = None if jobs in (None, "") else int(jobs)
-    except ValueError:
-        raise UsageError(f"--seed and -j take integers, got seed={seed!r}, jobs={jobs!r}") \
-            from None
-    out = Path(args.out or env("GRADCERT_OUT") or "gradcert-report")
+        v = resolve({s: getattr(args, s) for s in SETTINGS})
+    except SettingError as e:
+        raise UsageError(str(e)) from None
+    out = Path(v["out"] or "gradcert-report")
     try:
-        results = certify(args.target or env("GRADCERT_TARGET") or None,
-                          profile=args.profile or env("GRADCERT_PROFILE") or "quick",
-                          seed=seed_n, out=out, jobs=jobs_n, select=args.select)
+        results = certify(v["target"], profile=v["profile"], seed=v["seed"], out=out,
+                          jobs=v["jobs"], select=args.select,
+                          example_timeout=v["example_timeout"], path=v["path"])
+    except Interrupted as e:
+        print(f"gradcert certify: {e}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except CertifyError as e:
         raise UsageError(str(e)) from None
     print_verdict(results, out.resolve())
@@ -174,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"gradcert {args.command}: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"gradcert {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,134 +1,172 @@
 """gradcert's pytest plugin: options, fixtures, and the record of every property.
 
-``gradcert certify`` runs the conformance suite with it; a team can use it
-directly::
+Registered as a ``pytest11`` entry point, so every pytest session in an
+environment with gradcert loads it; it stays inert there unless asked. It
+registers one option per row of :mod:`gradcert.settings` (``--gradcert-target``,
+``--gradcert-profile``, ..., each also read from its ``GRADCERT_*`` variable);
+the pytest header echoes every setting and ``GRADCERT_*`` variable it saw.
 
-    pytest -p gradcert.pytest_plugin --gradcert-target=mypkg.engine:Value ...
+The conformance suite runs inside a team's own pytest session with::
 
-Options (each also read from an environment variable, and echoed in the
-pytest header when set):
+    python -m pytest --pyargs gradcert.properties.suite --gradcert-target=mypkg.engine:Value
 
-=======================  ==================  ===================================
-option                   environment         meaning
-=======================  ==================  ===================================
-``--gradcert-target``    GRADCERT_TARGET     adapter name or ``module:attr``
-``--gradcert-profile``   GRADCERT_PROFILE    quick (default), ci or thorough
-``--gradcert-seed``      GRADCERT_SEED       hypothesis seed (an integer)
-``--gradcert-out``       GRADCERT_OUT        directory for records and reproducers
-``--gradcert-example-    GRADCERT_EXAMPLE_   seconds one example may run (default:
-timeout``                TIMEOUT             the profile's)
-=======================  ==================  ===================================
+(its modules are not named ``test_*.py``; the plugin collects them when the
+suite's package or one of its files is named on the command line).
 
 Fixtures: ``gradcert_config`` (the settings), ``gradcert_adapter`` (the
 target's adapter, loaded once per session) and ``gradcert_check`` (a
 property's context: adapter, profile, recorder). Nothing else happens unless
-a test uses them: the plugin is inert in a session that does not.
+a test uses them.
 
 When an output directory is set, each test that used ``gradcert_check``
 appends one JSON line to ``<out>/records/<worker>.jsonl`` as soon as it
 ends, so a worker that dies later loses nothing finished.
 
-The module imports only pytest; gradcert's own modules load inside hooks.
+The module imports only pytest and :mod:`gradcert.settings`; gradcert's other
+modules load inside hooks and fixtures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-__all__ = ["OPTIONS", "config_from"]
+from gradcert.settings import SETTINGS, SettingError, resolve, unknown_environ
 
-OPTIONS = {  # option dest -> (flag, environment variable, help)
-    "gradcert_target": ("--gradcert-target", "GRADCERT_TARGET",
-                        "engine to certify: an adapter name or module:attr (default: gradcert's)"),
-    "gradcert_profile": ("--gradcert-profile", "GRADCERT_PROFILE",
-                         "quick (default), ci (derandomized) or thorough"),
-    "gradcert_seed": ("--gradcert-seed", "GRADCERT_SEED", "hypothesis seed (an integer)"),
-    "gradcert_out": ("--gradcert-out", "GRADCERT_OUT",
-                     "directory for per-test records and reproducers"),
-    "gradcert_example_timeout": ("--gradcert-example-timeout", "GRADCERT_EXAMPLE_TIMEOUT",
-                                 "seconds one example may run on the engine (default: the "
-                                 "profile's)"),
-}
+__all__ = ["config_from"]
+
+_SUITE_DIR = Path(__file__).resolve().parent / "properties" / "suite"
+_SUITE_PACKAGE = "gradcert.properties.suite"
 
 _RECORDER = pytest.StashKey[Any]()
 _CONFIG = pytest.StashKey[Any]()
+_VALUES = pytest.StashKey[dict[str, Any]]()
+_ASKED = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("gradcert", "gradcert: certify an autograd engine")
-    for dest, (flag, env, text) in OPTIONS.items():
-        group.addoption(flag, dest=dest, default=None, help=f"{text} [env {env}]")
+    for s in SETTINGS.values():
+        group.addoption(s.option, dest=s.dest, default=None, help=f"{s.help} [env {s.env}]")
 
 
-def _raw(config: pytest.Config) -> dict[str, str | None]:
-    out = {}
-    for dest, (_flag, env, _help) in OPTIONS.items():
-        v = config.getoption(dest, default=None)
-        out[dest] = v if v is not None else os.environ.get(env) or None
-    return out
+def _values(config: pytest.Config) -> dict[str, Any]:
+    """Every setting's value (option, else environment, else default), parsed once."""
+    values = config.stash.get(_VALUES, None)
+    if values is None:
+        given = {s.name: config.getoption(s.dest, default=None) for s in SETTINGS.values()}
+        try:
+            values = config.stash[_VALUES] = resolve(given, style="pytest")
+        except SettingError as e:
+            raise pytest.UsageError(f"gradcert: {e}") from None
+    return values
 
 
-def config_from(options: dict[str, str | None]) -> Any:
-    """The :class:`~gradcert.properties.runner.Config` for raw option values; a clear
-    ``pytest.UsageError`` for a bad profile or seed.
+def _given(config: pytest.Config) -> bool:
+    """Whether gradcert was asked for anything in this session."""
+    return (any(config.getoption(s.dest, default=None) is not None for s in SETTINGS.values())
+            or any(k.startswith("GRADCERT_") for k in os.environ) or _asked_for_suite(config))
 
-    >>> c = config_from({"gradcert_profile": "ci", "gradcert_seed": "7"})
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """``--gradcert-jobs`` / GRADCERT_JOBS is pytest-xdist's ``-n`` when that is not given."""
+    if not _given(config):
+        return
+    jobs = _values(config)["jobs"]
+    if jobs is not None and hasattr(config.option, "numprocesses") \
+            and config.option.numprocesses is None:
+        config.option.numprocesses = jobs
+
+
+def config_from(values: dict[str, Any]) -> Any:
+    """The :class:`~gradcert.properties.runner.Config` for resolved setting values.
+
+    >>> c = config_from(resolve({"profile": "ci", "seed": "7"}))
     >>> c.profile.name, c.seed, c.target
     ('ci', 7, None)
     """
     from dataclasses import replace
-    from pathlib import Path
 
     from gradcert.properties.runner import PROFILES, Config
 
-    profile = options.get("gradcert_profile") or "quick"
-    if profile not in PROFILES:
-        raise pytest.UsageError(f"gradcert: unknown profile {profile!r} "
-                                f"(--gradcert-profile / GRADCERT_PROFILE); "
-                                f"known: {', '.join(PROFILES)}")
-    seed = options.get("gradcert_seed")
-    try:
-        seed_n = None if seed in (None, "") else int(str(seed))
-    except ValueError:
-        raise pytest.UsageError(f"gradcert: the seed must be an integer, got {seed!r} "
-                                f"(--gradcert-seed / GRADCERT_SEED)") from None
-    out = options.get("gradcert_out")
-    chosen = PROFILES[profile]
-    limit = options.get("gradcert_example_timeout")
-    if limit not in (None, ""):
-        try:
-            seconds = float(str(limit))
-        except ValueError:
-            seconds = -1.0
-        if not seconds > 0:
-            raise pytest.UsageError(f"gradcert: the example timeout must be a positive number "
-                                    f"of seconds, got {limit!r} (--gradcert-example-timeout / "
-                                    f"GRADCERT_EXAMPLE_TIMEOUT)")
-        chosen = replace(chosen, example_time_limit=seconds)
-    return Config(target=options.get("gradcert_target") or None, profile=chosen,
-                  seed=seed_n, out=Path(out) if out else None)
+    chosen = PROFILES[values["profile"]]
+    if values.get("example_timeout") is not None:
+        chosen = replace(chosen, example_time_limit=values["example_timeout"])
+    out = values.get("out")
+    return Config(target=values.get("target"), profile=chosen, seed=values.get("seed"),
+                  out=Path(out) if out else None)
 
 
 def _config(config: pytest.Config) -> Any:
     c = config.stash.get(_CONFIG, None)
     if c is None:
-        c = config.stash[_CONFIG] = config_from(_raw(config))
+        c = config.stash[_CONFIG] = config_from(_values(config))
     return c
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    raw = _raw(config)
-    if not any(raw.values()):
+    if not _given(config):
         return None
+    v = _values(config)
     c = _config(config)
-    seed = "derandomized" if c.profile.derandomize else (c.seed if c.seed is not None
-                                                         else "random")
-    return [f"gradcert: target={c.target or 'gradcert'} profile={c.profile.name} seed={seed} "
-            f"out={c.out or '-'}"]
+    seed = c.seed if c.seed is not None else "derandomized" if c.profile.derandomize \
+        else "random"
+    lines = [f"gradcert: target={c.target or 'gradcert'} profile={c.profile.name} seed={seed} "
+             f"out={c.out or '-'} jobs={'-' if v['jobs'] is None else v['jobs']} "
+             f"example_timeout={c.profile.example_time_limit:g}s "
+             f"path={v['path'] or os.getcwd()}"]
+    seen = sorted(k for k in os.environ if k.startswith("GRADCERT_"))
+    if seen:
+        unknown = set(unknown_environ())
+        lines.append("gradcert environment: " + " ".join(
+            f"{k}={os.environ[k]}" + (" (no such setting)" if k in unknown else "")
+            for k in seen))
+    return lines
+
+
+# -- the suite in a team's own session ------------------------------------------
+
+
+def _asked_for_suite(config: pytest.Config) -> bool:
+    """Whether the command line names the suite's package (``--pyargs``) or files."""
+    asked = config.stash.get(_ASKED, None)
+    if asked is None:
+        asked = False
+        for arg in config.args:
+            base = str(arg).split("::", 1)[0]
+            if base == _SUITE_PACKAGE or base.startswith(_SUITE_PACKAGE + "."):
+                asked = True
+            else:
+                with contextlib.suppress(OSError, ValueError):
+                    p = Path(base).resolve()
+                    asked = asked or p == _SUITE_DIR or _SUITE_DIR in p.parents
+        config.stash[_ASKED] = asked
+    return asked
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    if file_path.parent != _SUITE_DIR or file_path.suffix != ".py" \
+            or file_path.name == "__init__.py":
+        return None
+    config = parent.config
+    if not _asked_for_suite(config) or parent.session.isinitpath(file_path):
+        return None  # not asked for; or named itself, and then pytest collects it
+    import fnmatch
+
+    if any(fnmatch.fnmatch(file_path.name, pat) for pat in config.getini("python_files")):
+        return None  # pytest's own collector takes it
+    return pytest.Module.from_parent(parent, path=file_path)
+
+
+# -- fixtures -----------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -138,10 +176,18 @@ def gradcert_config(pytestconfig: pytest.Config) -> Any:
 
 
 @pytest.fixture(scope="session")
-def gradcert_adapter(gradcert_config: Any) -> Any:
-    """The adapter of the target under test, loaded once per session."""
+def gradcert_adapter(pytestconfig: pytest.Config, gradcert_config: Any) -> Any:
+    """The adapter of the target under test, loaded once per session.
+
+    A ``module:attr`` target imports from ``--gradcert-path`` (default: the
+    current directory), searched first; gradcert itself is imported by then,
+    so a checkout of gradcert there cannot shadow the running one.
+    """
     from gradcert.adapters import TargetError, load_target
 
+    path = str(Path(_values(pytestconfig)["path"] or os.getcwd()).resolve())
+    if path not in sys.path:
+        sys.path.insert(0, path)
     try:
         adapter = load_target(gradcert_config.target)
     except TargetError as e:
@@ -170,9 +216,37 @@ def _write_engine(out: Any, adapter: Any) -> None:
     tmp.replace(path)
 
 
+@contextlib.contextmanager
+def _no_source_constants() -> Iterator[None]:
+    """Hypothesis draws, now and then, literals it found in the source of the modules
+    loaded so far, so what it generates depends on what the process imported before
+    (a worker's history under xdist, an editable install): the same derandomized run
+    checked other graphs each time. A property draws only from its strategies."""
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # pragma: no cover - a hypothesis without the mechanism
+        yield
+        return
+    original = getattr(providers, "_get_local_constants", None)
+    cache = getattr(getattr(providers, "CONSTANTS_CACHE", None), "cache", None)
+    if original is None or not hasattr(providers, "Constants"):  # pragma: no cover
+        yield
+        return
+    empty = providers.Constants()
+    providers._get_local_constants = lambda: empty
+    if cache is not None:
+        cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        if cache is not None:
+            cache.clear()
+
+
 @pytest.fixture
 def gradcert_check(request: pytest.FixtureRequest, gradcert_config: Any,
-                   gradcert_adapter: Any) -> Any:
+                   gradcert_adapter: Any) -> Iterator[Any]:
     """A property's context: the adapter, the profile, and this test's recorder."""
     from gradcert.properties.recording import Recorder
     from gradcert.properties.runner import Check, property_id
@@ -182,7 +256,8 @@ def gradcert_check(request: pytest.FixtureRequest, gradcert_config: Any,
     item = "-".join(str(v) for v in callspec.params.values()) if callspec else None
     recorder = Recorder(pid, item)
     request.node.stash[_RECORDER] = recorder
-    return Check(gradcert_config, gradcert_adapter, recorder, pid, item)
+    with _no_source_constants():
+        yield Check(gradcert_config, gradcert_adapter, recorder, pid, item)
 
 
 @pytest.hookimpl(hookwrapper=True)

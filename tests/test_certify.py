@@ -1,8 +1,10 @@
 """`gradcert certify` end to end: verdicts, exit codes, the report files, reproducers,
-crash isolation and seeds. Each runs the command as a user would, in a subprocess."""
+crash isolation, seeds, reproducible ci runs, and certify from a checkout of
+gradcert. Each runs the command as a user would, in a subprocess."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -10,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+import gradcert
 from gradcert.properties.registry import PROPERTIES
+
+pytestmark = pytest.mark.e2e
 
 PLANTED = Path(__file__).resolve().parent / "planted" / "engines"
 
@@ -100,15 +105,24 @@ def test_a_value_class_by_module_attr_fails_with_a_reproducer_that_turns_green(t
 
 @pytest.mark.parametrize("args, says", [
     (["no_such_module:Value"], "no_such_module"),
-    (["--profile", "fast"], "invalid choice"),
-    (["--seed", "x"], "integers"),
-    (["-j", "-1"], "-j must be 0 or more"),
+    (["--profile", "fast"], "--profile: unknown profile 'fast'; known: quick, ci, thorough"),
+    (["--seed", "x"], "--seed: the seed must be an integer, 0 or more, got 'x'"),
+    (["-j", "-1"], "--jobs: -j must be an integer, 0 or more, got '-1'"),
+    (["-k", "no_such_property", "-j", "1"], "-k 'no_such_property' selects no property"),
 ])
-def test_usage_and_import_errors_exit_2(tmp_path, args, says):
+def test_usage_and_import_errors_exit_2_with_one_line(tmp_path, args, says):
     run = certify(tmp_path, *args)
-    assert run.returncode == 2
-    assert says in run.stderr
+    assert run.returncode == 2, run.stdout[-3000:] + run.stderr[-3000:]
+    lines = run.stderr.strip().splitlines()
+    assert lines[-1] == f"gradcert certify: {says}" or says in lines[-1]
+    assert "Traceback" not in run.stderr + run.stdout
     assert not (tmp_path / "gradcert-report" / "results.json").exists()
+
+
+def test_a_bad_environment_variable_exits_2_naming_it(tmp_path):
+    run = certify(tmp_path, GRADCERT_EXAMPLE_TIMEOUT="soon")
+    assert run.returncode == 2
+    assert "GRADCERT_EXAMPLE_TIMEOUT: must be a positive number of seconds" in run.stderr
 
 
 def test_a_worker_that_dies_is_reported_and_the_rest_goes_on(tmp_path):
@@ -120,6 +134,9 @@ def test_a_worker_that_dies_is_reported_and_the_rest_goes_on(tmp_path):
     assert p["outcome"] == "error"
     assert "died" in p["failure"]["message"]
     assert p["notes"]["tests"]["add"] == "passed"  # what finished before is kept
+    cases = {c.get("name"): [e.tag for e in c]
+             for c in ET.parse(tmp_path / "gradcert-report" / "junit.xml").iter("testcase")}
+    assert cases["test_values[exp]"] == ["error"] and cases["test_values[add]"] == []
 
 
 HANGS = """
@@ -158,17 +175,69 @@ def test_a_seed_reproduces_a_run(tmp_path):
     assert graphs[0] == graphs[1]
 
 
-def test_the_ci_profile_is_derandomized(tmp_path):
-    target = engine(tmp_path, "sub_grad_sign")
-    found = []
-    for out in ("a", "b"):
-        run = certify(tmp_path, target, "--profile", "ci", "-k", "graphs and oracle", "-j", "1",
-                      "--out", out)
-        assert run.returncode == 1
-        doc, props = results(tmp_path / out)
-        assert doc["profile"] == "ci"
-        found.append(props["graphs.oracle"]["failure"]["graph"])
-    assert found[0] == found[1]
+def _without_time(doc):
+    """The document without its timestamps and durations (the only things two ci runs
+    may differ in)."""
+    if isinstance(doc, dict):
+        return {k: _without_time(v) for k, v in doc.items()
+                if k not in ("started", "duration_s", "graphs_per_s", "nodes_per_s")
+                and not k.startswith("seconds")}
+    if isinstance(doc, list):
+        return [_without_time(v) for v in doc]
+    return doc
+
+
+@pytest.mark.parametrize("planted, select", [(None, None),
+                                             ("sub_grad_sign", "graphs or semantics")])
+def test_two_ci_runs_write_the_same_results(tmp_path, planted, select):
+    target = [engine(tmp_path, planted)] if planted else []
+    docs = []
+    for _ in range(2):
+        run = certify(tmp_path, *target, "--profile", "ci", "-j", "2",
+                      *(["-k", select] if select else []))
+        assert run.returncode == (1 if planted else 0), run.stdout[-3000:] + run.stderr[-3000:]
+        doc, props = results(tmp_path / "gradcert-report")
+        assert doc["profile"] == "ci" and doc["seed"] is None
+        docs.append(_without_time(doc))
+    if planted:
+        assert docs[0]["verdict"] == "failed" and "failure" in str(docs[0]["properties"])
+    assert docs[0] == docs[1]
+    assert "derandomized" in (tmp_path / "gradcert-report" / "report.md").read_text()
+
+
+def _runner(tmp_path):
+    """A script that runs gradcert's command line with the gradcert this interpreter
+    imports: unlike ``python -m``, it does not put the current directory first."""
+    script = tmp_path / "bin" / "run_gradcert.py"
+    script.parent.mkdir()
+    script.write_text("import sys\nfrom gradcert.cli import main\nsys.exit(main())\n")
+    return script
+
+
+@pytest.mark.parametrize("install", ["installed", "as this environment has it"])
+def test_certify_from_a_checkout_of_gradcert_uses_the_installed_gradcert(tmp_path, install):
+    """Run from the root of a checkout whose ``gradcert/`` is not the one installed (a
+    copy that refuses to be imported), a ``module:attr`` target there still imports."""
+    here = Path(gradcert.__file__).resolve().parent
+    checkout = tmp_path / "checkout"
+    shutil.copytree(here, checkout / "gradcert", ignore=shutil.ignore_patterns("__pycache__"))
+    (checkout / "gradcert" / "__init__.py").write_text(
+        "raise ImportError('the checkout in the current directory was imported')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRADCERT_")}
+    if install == "installed":  # a non-editable install: the package copied to a site dir
+        site = tmp_path / "site"
+        shutil.copytree(here, site / "gradcert", ignore=shutil.ignore_patterns("__pycache__"))
+        env["PYTHONPATH"] = str(site)
+    target = engine(checkout, "sub_grad_sign")
+    runner = _runner(tmp_path)
+    for jobs in ("2", "0"):
+        run = subprocess.run([sys.executable, str(runner), "certify", target,
+                              "-k", "gradients and sub", "--seed", "1",
+                              "-j", jobs, "--out", f"rep{jobs}"],
+                             cwd=checkout, capture_output=True, text=True, timeout=600, env=env)
+        assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+        doc, props = results(checkout / f"rep{jobs}")
+        assert props["ops.gradients"]["outcome"] == "failed"
 
 
 @pytest.mark.slow

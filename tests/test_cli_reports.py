@@ -16,7 +16,6 @@ def test_report_markdown_to_stdout(capsys):
 
 
 def test_report_html_to_file(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
     out = tmp_path / "r.html"
     assert main(["report", SAMPLE, "--format", "html", "-o", str(out)]) == 0
     assert out.read_text().startswith("<!DOCTYPE html>")

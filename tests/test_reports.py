@@ -70,7 +70,6 @@ class _Tags(HTMLParser):
 
 
 def test_html_has_tables_plots_and_no_external_resources(doc):
-    pytest.importorskip("matplotlib")
     page = to_html(doc)
     p = _Tags()
     p.feed(page)
@@ -171,7 +170,6 @@ def _ink(png: Path) -> float:
 
 def test_console_check_catches_a_broken_page(tmp_path):
     _chromium()
-    pytest.importorskip("matplotlib")
     bad = tmp_path / "bad.html"
     bad.write_text("<!DOCTYPE html><p>x</p><script>undefined_fn()</script>")
     assert "undefined_fn" in _render(bad, tmp_path / "bad.png")
@@ -179,7 +177,6 @@ def test_console_check_catches_a_broken_page(tmp_path):
 
 def test_html_renders_in_chromium_without_console_errors(doc, tmp_path):
     _chromium()
-    pytest.importorskip("matplotlib")
     page = tmp_path / "report.html"
     page.write_text(to_html(doc))
     shot = tmp_path / "report.png"

@@ -21,6 +21,7 @@ from gradcert.adapters.base import ALL_OPS, Capabilities, FunctionalAdapter, Tar
 from gradcert.graph import OPS
 
 __all__ = ["JaxAdapter"]
+__doctest_requires__ = ("jax",)  # its doctests skip without it (conftest.py)
 
 _HEADER = '''import jax
 import jax.numpy as np

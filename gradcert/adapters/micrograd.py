@@ -17,6 +17,7 @@ from gradcert.adapters.base import TargetError
 from gradcert.adapters.generic import GenericAdapter, check_value_class
 
 __all__ = ["MicrogradAdapter"]
+__doctest_requires__ = ("micrograd",)  # its doctests skip without it (conftest.py)
 
 
 class MicrogradAdapter(GenericAdapter):

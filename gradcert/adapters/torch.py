@@ -22,6 +22,7 @@ from gradcert.adapters.base import ALL_OPS, Adapter, Capabilities, TargetError
 from gradcert.graph import OPS
 
 __all__ = ["TorchAdapter"]
+__doctest_requires__ = ("torch",)  # its doctests skip without it (conftest.py)
 
 _PRELUDE = '''import torch
 

@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -351,9 +351,3 @@ def finite(x: Any) -> bool:
     except (TypeError, ValueError, OverflowError):
         return False
 
-
-def with_profile(config: Config, name: str) -> Config:
-    """``config`` with the named profile (a clear error for an unknown one)."""
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
-    return replace(config, profile=PROFILES[name])

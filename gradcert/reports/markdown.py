@@ -25,7 +25,7 @@ def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
 
 def header_line(s: Summary) -> str:
     """The run in one line: profile, seed, graphs checked and their rate."""
-    parts = [f"profile `{s.profile}`", f"seed `{s.seed}`",
+    parts = [f"profile `{s.profile}`", "derandomized" if s.seed is None else f"seed `{s.seed}`",
              f"{s.graphs_checked} graphs checked"]
     if s.duration_s is not None:
         parts.append(f"in {s.duration_s:.1f} s")

@@ -1,7 +1,8 @@
 """Accuracy plots as inline SVG (matplotlib, no pyplot, no global state).
 
-matplotlib is optional (``pip install gradcert[report]``); without it each
-function raises :class:`PlotsUnavailable` and the HTML report says so.
+matplotlib is one of gradcert's dependencies, imported only here and only when a
+plot is drawn; where it cannot be imported each function raises
+:class:`PlotsUnavailable` and the HTML report says so.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _figure(width: float, height: float) -> Any:
         from matplotlib.backends.backend_svg import FigureCanvasSVG
         from matplotlib.figure import Figure
     except ImportError as e:
-        raise PlotsUnavailable("plots need matplotlib: pip install 'gradcert[report]'") from e
+        raise PlotsUnavailable(f"plots need matplotlib, which cannot be imported: {e}") from e
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasSVG(fig)
     return fig
