@@ -54,7 +54,7 @@ def catalogue():
     return pytest.importorskip("tests.planted.catalogue")
 
 
-@pytest.mark.slow
+@pytest.mark.catalogue
 def test_every_planted_defect_is_found_and_every_correct_engine_certified(catalogue, tmp_path):
     selections = {e.name: selection(e) for e in catalogue.CATALOGUE}
     run = subprocess.run([sys.executable, "-c", RUNNER, str(tmp_path), json.dumps(selections),

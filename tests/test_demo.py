@@ -30,6 +30,7 @@ def test_mlp_loss_falls():
     assert len(losses) == 11 and losses[-1] < 0.7 * losses[0]
 
 
+@pytest.mark.slow
 def test_gpt_held_out_loss_falls():
     losses = demo.train_gpt(40, n_embd=8, held_out=10)
     assert len(losses) == 42

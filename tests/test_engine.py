@@ -93,6 +93,7 @@ def test_int_data_is_float_and_repr():
     assert repr(v) == "Value(data=3.0, grad=0.0)"
 
 
+@pytest.mark.slow
 def test_a_million_op_chain_backpropagates_without_recursion():
     x = Value(1.5)
     y = x

@@ -5,6 +5,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytestmark = pytest.mark.e2e
+
 ADAPTER = '''
 from gradcert.adapters.reference import ReferenceAdapter
 

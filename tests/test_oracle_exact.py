@@ -159,6 +159,7 @@ def _round_all(values):
 
 @settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_graphs())
+@pytest.mark.slow
 def test_oracle_matches_independent_forward_mode(g):
     # The reference runs at 1200 bits, and again at 8000 where it disagrees with
     # the oracle: a float64 leaf of 1e-300 added to 5e299 needs ~2000 bits to
@@ -203,6 +204,7 @@ def test_reference_at_1200_bits_is_not_enough_here():
 
 @settings(max_examples=300, deadline=None)
 @given(small_graphs(max_ops=25))
+@pytest.mark.slow
 def test_certified_roundings_survive_much_higher_precision(g):
     try:
         ex = exact_graph(g, max_prec=2048)
@@ -491,6 +493,7 @@ def _outcome(g):
 @needs_gmpy
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_graphs(max_ops=20))
+@pytest.mark.slow
 def test_mpfr_and_mpf_passes_certify_the_same_roundings(g):
     fast = _outcome(g)
     with oracle_exact._numbers(False):

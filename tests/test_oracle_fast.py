@@ -59,6 +59,7 @@ def _within(a, b, err_a, err_b):
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_graphs(max_ops=20), st.sampled_from([53, 64, 117, 300, 1000]))
+@pytest.mark.slow
 def test_fast_bounds_contain_the_exact_numbers(g, prec):
     got = fast_run(g, prec)
     assume(got is not None)
@@ -76,6 +77,7 @@ def test_fast_bounds_contain_the_exact_numbers(g, prec):
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_graphs(max_ops=20), st.sampled_from([53, 117, 300]))
+@pytest.mark.slow
 def test_fast_pass_computes_the_general_pass_numbers(g, prec):
     got = fast_run(g, prec)
     assume(got is not None)

@@ -3,7 +3,11 @@
 import io
 import re
 
+import pytest
+
 from gradcert.certify import certify
+
+pytestmark = pytest.mark.e2e
 
 
 def test_progress_bar_counts_the_suite_and_replaces_pytest_output(tmp_path):

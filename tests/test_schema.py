@@ -24,6 +24,7 @@ def test_the_schema_is_a_valid_json_schema():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
 
 
+@pytest.mark.e2e
 def test_a_real_certification_validates(tmp_path):
     out = tmp_path / "report"
     code = main(["certify", "--profile", "quick", "--seed", "3", "--out", str(out),

@@ -14,7 +14,7 @@ from gradcert.settings import SETTINGS, SettingError, from_environ, resolve
 
 
 def test_the_profile_names_are_the_runners_profiles():
-    assert settings.PROFILES == tuple(PROFILES)
+    assert tuple(PROFILES) == settings.PROFILES
 
 
 def test_every_row_is_a_certify_flag_and_a_plugin_option():

@@ -122,6 +122,7 @@ def features(g):
     }
 
 
+@pytest.mark.slow
 def test_frequencies_of_graph_features():
     gs = sample(S.graphs(), 500)
     freq = {k: sum(features(g)[k] for g in gs) / len(gs) for k in features(gs[0])}

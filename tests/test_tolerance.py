@@ -329,6 +329,7 @@ def evidence(n_graphs: int, seed: int = 0, max_ops: int = 20) -> Evidence:
 
 
 @pytest.mark.parametrize("seed", range(5))
+@pytest.mark.slow
 def test_correct_engines_pass_and_planted_errors_fail_on_10000_graphs(seed):
     ev = evidence(2000, seed=seed)  # 5 x 2,000 graphs, in chunks that xdist can spread
     assert not ev.false_positives, (dict(ev.false_positives), ev.examples[:3])

@@ -13,6 +13,8 @@ from hypothesis import find, settings
 from gradcert.graph import OPS, Graph, evaluate, node_operands, to_python
 from gradcert.properties.strategies import graphs
 
+pytestmark = pytest.mark.quality
+
 SHRINK = settings(database=None, derandomize=True, max_examples=3000, deadline=None)
 SIMPLE = {0.0, 1.0, -1.0, 2.0, 0.5, 3.0, -2.0}  # leaves a shrunk graph should end up with
 
