@@ -11,6 +11,7 @@ A module whose doctests need an optional package names it in
 """
 
 import importlib.util
+import os
 
 import pytest
 
@@ -29,3 +30,13 @@ def pytest_runtest_setup(item):
         for name in test.globs.get("__doctest_requires__", ()):
             if importlib.util.find_spec(name) is None:
                 pytest.skip(f"the doctest needs {name}, which is not installed")
+
+
+def pytest_runtest_logreport(report):
+    """With SKIPPED_TESTS_LOG set, the ids of skipped tests are appended to that file
+    (by the controller, under xdist): .ci/run reruns them once the optional engines
+    are installed."""
+    log = os.environ.get("SKIPPED_TESTS_LOG")
+    if log and report.skipped and not os.environ.get("PYTEST_XDIST_WORKER"):
+        with open(log, "a") as f:
+            f.write(report.nodeid + "\n")

@@ -15,6 +15,7 @@ ALLOWED = {
     "adapters": {"graph"},
     "properties": {"graph", "oracle", "adapters"},
     "reports": {"results"},
+    "settings": set(),
 }
 
 

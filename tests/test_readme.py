@@ -13,8 +13,13 @@ def test_readme_examples():
     assert result.failed == 0
 
 
-def test_readme_test_command_is_what_ci_runs():
+def test_readme_commands_are_what_ci_runs():
     ci = (README.parent / ".ci" / "run").read_text()
-    command = 'pip install -e ".[test]" && python -m pytest'
-    assert f"```\n{command}\n```" in README.read_text()
-    assert f"\n{command}\n" in ci
+    for command in ('pip install . && gradcert certify',
+                    'pip install -e ".[test]" && python -m pytest'):
+        assert f"```\n{command}\n```" in README.read_text()
+        assert f"\n{command}\n" in ci
+
+
+def test_the_readme_links_the_ci_guide():
+    assert "(docs/ci.md)" in README.read_text()
