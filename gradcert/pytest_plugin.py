@@ -295,5 +295,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
             f.write(json.dumps(jsonable(rec), allow_nan=False) + "\n")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker's session is over: execnet interrupts (SIGINT) a worker that takes more
+    than 5 s to shut down, as one may on a loaded machine; let that end it quietly
+    rather than print a KeyboardInterrupt traceback under the verdict."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and _given(session.config):
+        import signal
+
+        with contextlib.suppress(ValueError):  # not the main thread: leave it
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _tail(text: str, limit: int = 4000) -> str:
     return text if len(text) <= limit else "...\n" + text[-limit:]
