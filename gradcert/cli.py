@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         else:
             names = [s.short, s.flag] if s.short else [s.flag]
             cert.add_argument(*names, dest=s.name, default=None, help=text,
-                              metavar=s.name.upper())
+                              metavar=s.metavar)
     cert.add_argument("-k", dest="select", default=None, metavar="EXPR",
                       help="run only the properties matching this pytest -k expression")
 

@@ -54,7 +54,8 @@ _ASKED = pytest.StashKey[bool]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("gradcert", "gradcert: certify an autograd engine")
     for s in SETTINGS.values():
-        group.addoption(s.option, dest=s.dest, default=None, help=f"{s.help} [env {s.env}]")
+        group.addoption(s.option, dest=s.dest, default=None, metavar=s.metavar,
+                        help=f"{s.help} [env {s.env}]")
 
 
 def _values(config: pytest.Config) -> dict[str, Any]:

@@ -78,6 +78,7 @@ class Setting:
     parse: Callable[[str], Any]
     default: Any
     help: str
+    metavar: str = "VALUE"  # what the help shows after the flag
     short: str | None = None  # a one-letter alias of the flag
 
     @property
@@ -110,21 +111,24 @@ _ROWS = [
             "module:attr naming an Adapter or a Value class, or a registered name "
             "(default: gradcert's own engine)"),
     Setting("profile", "--profile", _profile, "quick",
-            "quick (default), ci (derandomized: the same run every time) or thorough"),
+            "quick (default), ci (derandomized: the same run every time) or thorough",
+            metavar="|".join(PROFILES)),
     Setting("seed", "--seed", _count("the seed"), None,
             "hypothesis seed: reproduces a run exactly (default: a random one; none "
-            "with the ci profile)"),
+            "with the ci profile)", metavar="N"),
     Setting("out", "--out", _text, None,
             "report directory (certify: gradcert-report by default; in a pytest session "
-            "records and reproducers are written only when it is set)"),
+            "records and reproducers are written only when it is set)", metavar="DIR"),
     Setting("jobs", "--jobs", _count("-j"), None,
             "parallel workers (pytest-xdist; default: certify uses every core, a pytest "
-            "session its own -n; 0: in one process, without crash isolation)", short="-j"),
+            "session its own -n; 0: in one process, without crash isolation)", metavar="N",
+            short="-j"),
     Setting("example_timeout", "--example-timeout", _seconds, None,
-            "seconds one example may run on the engine (default: the profile's)"),
+            "seconds one example may run on the engine (default: the profile's)",
+            metavar="S"),
     Setting("path", "--path", _text, None,
             "directory a module:attr target is imported from first (default: the "
-            "current directory)"),
+            "current directory)", metavar="DIR"),
 ]
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in _ROWS}
