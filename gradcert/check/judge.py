@@ -103,6 +103,9 @@ def _cotangents(m: int, r: int) -> list[float]:
     return [rng.choice((-1.0, 1.0)) * rng.randint(8, 31) / 16.0 for _ in range(m)]
 
 
+_MAX = {"float64": 1.7976931348623157e308, "float32": 3.4028234663852886e38}
+
+
 def _oracle(graph: Any, dtype: str) -> tuple[Any, Any]:
     try:
         ex = exact_graph(graph)
@@ -114,6 +117,11 @@ def _oracle(graph: Any, dtype: str) -> tuple[Any, Any]:
                          f"{e}") from e
     if ex.overflow:
         raise CheckError("the exact value or gradient is beyond float64 at these inputs")
+    top = _MAX[dtype]
+    for i, v in enumerate(ex.values_f64):
+        if abs(v) > top:
+            raise CheckError(f"out of range: the exact value of node {i} ({v:.3g}) is beyond "
+                             f"{dtype}'s range at these inputs")
     return ex, tolerance(graph, ex, dtype=dtype)
 
 

@@ -149,9 +149,10 @@ class CheckResult:
     def message(self, limit: int = 8) -> str:
         """What a person reads: the verdict, the worst numbers, notes, the reproducer."""
         kind = "approximate check (finite differences)" if self.approximate else "exact check"
+        tried = f", {self.examples} inputs tried" if self.examples > 1 else ""
         head = (f"check_grads({self.function}) {self.outcome.upper()}: {self.framework}, "
-                f"{self.dtype}, {kind}; {self.checked} numbers over {self.examples} "
-                f"input(s), {self.nodes} graph nodes; cotangents: {self.cotangents}")
+                f"{self.dtype}, {kind}; {self.checked} numbers compared, {self.nodes} graph "
+                f"nodes, cotangents: {self.cotangents}{tried}")
         lines = [head]
         if self.mismatches:
             n = len(self.mismatches)

@@ -61,8 +61,9 @@ def inside_hypothesis() -> bool:
 
 
 def _elements(v0: float, st: Any) -> Any:
-    return st.one_of(st.just(v0), st.sampled_from(EDGES), st.floats(-3.0, 3.0),
-                     st.floats(-300.0, 300.0))
+    return st.one_of(st.just(v0), st.sampled_from(EDGES),
+                     st.floats(-3.0, 3.0, allow_subnormal=False),
+                     st.floats(-300.0, 300.0, allow_subnormal=False))
 
 
 def _flat(values: Any, st: Any, n: int) -> Any:
@@ -305,9 +306,9 @@ def reproducer_source(f: Any, result: CheckResult, opts: dict[str, Any]) -> str 
     lines = [
         '"""Reproducer written by gradcert.check_grads.',
         "",
-        f"{result.function} fails at the inputs below: this script checks it there,",
-        "prints exact against actual, and exits 1 while the defect is present, 0 once",
-        'it is fixed."""',
+        f"{result.function}",
+        "fails at the inputs below: this script checks it there, prints exact against",
+        'actual, and exits 1 while the defect is present, 0 once it is fixed."""',
         "",
         "import sys",
         "",

@@ -203,8 +203,12 @@ class _Tracer:
         try:
             return self._lowered(mode, func, args, kwargs, ins)
         except Untraceable as e:
-            raise e.named(str(func)) if e.row is None else Untraceable(
-                str(func), e.reason, e.row) from None
+            if e.op == str(func):
+                raise
+            if e.op.startswith(("aten.", "prims.")):  # an op inside the decomposition
+                raise Untraceable(str(func), f"its decomposition uses {e.op}, which cannot be "
+                                             f"traced: {e.reason}", e.row) from None
+            raise Untraceable(str(func), e.reason, e.row) from None
 
     def _lowered(self, mode: _Mode, func: Any, args: Any, kwargs: dict[str, Any],
                  ins: list[torch.Tensor]) -> Any:
@@ -220,14 +224,23 @@ class _Tracer:
         saved = self.pre
         self.pre = {id(t): self.read(t) for t in ins if t.is_floating_point()}
         try:
-            if lower is None:
-                packet = str(target.overloadpacket)
-                if packet in _CONSTANT_PACKETS:
+            if lower is not None:
+                if written:
+                    result = lower(self, _bind(target, args, kwargs), None)
                     out = func(*args, **kwargs)
-                    result: Any = None
-                elif packet in _MOVES:
-                    result = self._moved(target, args, kwargs)
+                else:
                     out = func(*args, **kwargs)
+                    result = lower(self, _bind(target, args, kwargs), out)
+            elif str(target.overloadpacket) in _MOVES:
+                result = self._moved(target, args, kwargs)
+                out = func(*args, **kwargs)
+            else:
+                if not written:
+                    out = func(*args, **kwargs)
+                    if not any(t.is_floating_point() for t in _tensors(out)):
+                        return out  # an index, a mask, a Python number: nothing to trace
+                if str(target.overloadpacket) in _CONSTANT_PACKETS:
+                    result = None  # piecewise constant, or a fill
                 else:
                     decomp = decomposition_table.get(target)
                     if decomp is None:
@@ -237,14 +250,8 @@ class _Tracer:
                         dres = decomp(*args, **kwargs)
                     result = [self.read(t) if isinstance(t, torch.Tensor) else None
                               for t in (dres if isinstance(dres, (list, tuple)) else [dres])]
-                    out = func(*args, **kwargs)
-            else:
                 if written:
-                    result = lower(self, _bind(target, args, kwargs), None)
                     out = func(*args, **kwargs)
-                else:
-                    out = func(*args, **kwargs)
-                    result = lower(self, _bind(target, args, kwargs), out)
         finally:
             self.pre = saved
         if written:
@@ -406,6 +413,17 @@ for _name in ("neg", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "tanh", "s
 @_lower("aten.reciprocal")
 def _reciprocal(tr: _Tracer, a: dict[str, Any], out: Any) -> T:
     return map1(tr.t(a["self"]), lambda r: tr.b.div(1.0, r))
+
+
+@_lower("aten.log_sigmoid", "aten.log_sigmoid_forward")
+def _log_sigmoid(tr: _Tracer, a: dict[str, Any], out: Any) -> Any:
+    """log(sigmoid(x)) = x - log1p(exp(x)) = -log1p(exp(-x)): exact either way; the
+    form that keeps exp in range is picked by the sign."""
+    x = tr.t(a["self"])
+    b = tr.b
+    y = T(x.shape, [b.sub(r, b.log1p(b.exp(r))) if x.val(k) < 0 else
+                    b.neg(b.log1p(b.exp(b.neg(r)))) for k, r in enumerate(x.refs)])
+    return [y, None] if isinstance(out, (tuple, list)) else y
 
 
 @_lower("aten.relu")
@@ -696,6 +714,45 @@ def _logsumexp(tr: _Tracer, a: dict[str, Any], out: Any) -> T:
         return b.add(m, b.log(b.sum(es)))
 
     return reduce(x, _dims(a.get("dim"), len(x.shape)), bool(a.get("keepdim")), lse)
+
+
+def _var(tr: _Tracer, a: dict[str, Any]) -> tuple[T, T]:
+    """The variance (with its correction) and the mean."""
+    x = tr.t(a["self"])
+    b = tr.b
+    dims = _dims(a.get("dim"), len(x.shape))
+    n = float(math.prod(x.shape[d] for d in dims))
+    c = a.get("correction")
+    c = (1.0 if a.get("unbiased", True) else 0.0) if c is None else float(c)
+    mean = map1(reduce_sum(b, x, dims, True), lambda r: b.div(r, n))
+    dev = map2(x, mean, b.sub)
+    var = map1(reduce_sum(b, map1(dev, lambda r: b.mul(r, r)), dims, True),
+               lambda r: b.div(r, n - c))
+    if not a.get("keepdim"):
+        kept = tuple(d for k, d in enumerate(x.shape) if k not in dims)
+        var, mean = var.reshape(kept), mean.reshape(kept)
+    return var, mean
+
+
+@_lower("aten.var")
+def _var_op(tr: _Tracer, a: dict[str, Any], out: Any) -> T:
+    return _var(tr, a)[0]
+
+
+@_lower("aten.std")
+def _std(tr: _Tracer, a: dict[str, Any], out: Any) -> T:
+    return map1(_var(tr, a)[0], tr.b.sqrt)
+
+
+@_lower("aten.var_mean")
+def _var_mean(tr: _Tracer, a: dict[str, Any], out: Any) -> list[T]:
+    return list(_var(tr, a))
+
+
+@_lower("aten.std_mean")
+def _std_mean(tr: _Tracer, a: dict[str, Any], out: Any) -> list[T]:
+    var, mean = _var(tr, a)
+    return [map1(var, tr.b.sqrt), mean]
 
 
 @_lower("aten.prod")
