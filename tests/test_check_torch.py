@@ -154,7 +154,7 @@ def _attention(x):
 
 
 NEEDS_ROW = {  # PyTorch computes these derivatives from the output: the row models that
-    "expm1": "expm1",
+    "expm1": "expm1", "elu": "expm1",
 }
 
 

@@ -7,6 +7,7 @@ reproducer in ``search``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -42,11 +43,39 @@ def framework_of(args: Sequence[Any]) -> str:
     return "values"
 
 
-def function_name(f: Any) -> str:
-    """``module:qualname`` of ``f`` (the class of a bound ``Function.apply``)."""
+def locate(f: Any) -> tuple[str, str] | None:
+    """``(module, attribute path)`` by which ``f`` itself can be imported, or None.
+
+    A ``Function.apply`` is found through its class; a wrapper that copies its
+    wrapped function's name (``jax.custom_vjp``, ``functools.wraps``) by
+    looking for the object itself in its module.
+    """
     owner = getattr(f, "__self__", None)
     if isinstance(owner, type):
-        return f"{owner.__module__}:{owner.__qualname__}.{f.__name__}"
+        module, path = owner.__module__, f"{owner.__qualname__}.{f.__name__}"
+    else:
+        module = getattr(f, "__module__", None) or ""
+        path = getattr(f, "__qualname__", None) or ""
+    mod = sys.modules.get(module)
+    if mod is None:
+        return None
+    if path and "<" not in path:
+        obj: Any = mod
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+        if obj is f or (obj is not None and obj == f):
+            return module, path
+    for name, value in vars(mod).items():
+        if value is f:
+            return module, name
+    return None
+
+
+def function_name(f: Any) -> str:
+    """``module:qualname`` of ``f``, as it can be imported where it can."""
+    where = locate(f)
+    if where is not None:
+        return f"{where[0]}:{where[1]}"
     mod = getattr(f, "__module__", None) or "?"
     return f"{mod}:{getattr(f, '__qualname__', type(f).__name__)}"
 

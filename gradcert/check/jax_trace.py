@@ -263,7 +263,7 @@ _CONSTANT = {"stop_gradient", "sign", "floor", "ceil", "round", "is_finite", "ar
 _MOVES = {"broadcast_in_dim", "reshape", "transpose", "squeeze", "expand_dims", "slice",
           "dynamic_slice", "dynamic_update_slice", "gather", "concatenate", "pad", "rev",
           "select_n", "copy", "copy_p", "scatter", "split", "device_put", "sharding_constraint",
-          "optimization_barrier"}
+          "optimization_barrier", "tile", "repeat"}
 
 
 # ---------------------------------------------------------------------------
@@ -545,4 +545,4 @@ def trace(f: Callable[..., Any], args: Sequence[Any], symbolic: bool = True) -> 
 
     x0 = [v for x in xs for v in _vals(x)]
     return Traced(b, results, [_shape(x) for x in xs], diff, dtype, vjp,
-                  f"jax {jax.__version__}", evaluate=evaluate, x0=x0)
+                  f"jax {jax.__version__}", evaluate=evaluate, x0=x0, flushes=True)

@@ -272,15 +272,12 @@ def _literal(a: Any) -> tuple[str, set[str]] | None:
 
 def _importable(f: Any) -> tuple[str, str, str | None] | None:
     """(module, attribute path, sys.path entry) to import ``f`` by, or None."""
-    owner = getattr(f, "__self__", None)
-    module: str | None
-    path: str | None
-    if isinstance(owner, type):
-        module, path = owner.__module__, f"{owner.__qualname__}.{f.__name__}"
-    else:
-        module, path = getattr(f, "__module__", None), getattr(f, "__qualname__", None)
-    if not module or not path or "<" in path or module == "__main__":
+    from gradcert.check.api import locate
+
+    where = locate(f)
+    if where is None or where[0] == "__main__":
         return None
+    module, path = where
     file = getattr(sys.modules.get(module), "__file__", None)
     root = None
     if file:
