@@ -20,9 +20,11 @@ timeout``                TIMEOUT             the profile's)
 =======================  ==================  ===================================
 
 Fixtures: ``gradcert_config`` (the settings), ``gradcert_adapter`` (the
-target's adapter, loaded once per session) and ``gradcert_check`` (a
-property's context: adapter, profile, recorder). Nothing else happens unless
-a test uses them: the plugin is inert in a session that does not.
+target's adapter, loaded once per session), ``gradcert_check`` (a
+property's context: adapter, profile, recorder) and ``gradcert_grads``
+(:func:`gradcert.check_grads` for your own functions, see
+``gradcert.check.fixture``). Nothing else happens unless a test uses them:
+the plugin is inert in a session that does not.
 
 When an output directory is set, each test that used ``gradcert_check``
 appends one JSON line to ``<out>/records/<worker>.jsonl`` as soon as it
@@ -183,6 +185,14 @@ def gradcert_check(request: pytest.FixtureRequest, gradcert_config: Any,
     recorder = Recorder(pid, item)
     request.node.stash[_RECORDER] = recorder
     return Check(gradcert_config, gradcert_adapter, recorder, pid, item)
+
+
+@pytest.fixture(scope="session")
+def gradcert_grads(pytestconfig: pytest.Config) -> Any:
+    """check_grads for your own functions, failing the test with its message."""
+    from gradcert.check.fixture import grads_for
+
+    return grads_for(pytestconfig.rootpath, _raw(pytestconfig)["gradcert_out"])
 
 
 @pytest.hookimpl(hookwrapper=True)

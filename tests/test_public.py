@@ -44,3 +44,26 @@ def test_the_export_check_catches_a_mismatch(monkeypatch):
     monkeypatch.setattr(gradcert, "__all__", [*gradcert.__all__, "extra"])
     with pytest.raises(ImportError, match="extra"):
         gradcert._check_exports()
+
+
+def test_the_pytest_plugin_stays_lazy():
+    code = ("import sys, gradcert.pytest_plugin; "
+            f"print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} "
+            "or m.startswith(('gradcert.check', 'gradcert.oracle')))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == [], f"the plugin loaded {out}"
+
+
+def test_the_framework_tracers_import_without_their_framework():
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['jax'] = None\n"
+            "import gradcert.check.torch_trace as t, gradcert.check.jax_trace as j\n"
+            "from gradcert.check import CheckError\n"
+            "for m in (t, j):\n"
+            "    try:\n"
+            "        m.trace(lambda x: x, [1.0])\n"
+            "    except CheckError as e:\n"
+            "        print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.splitlines() == ["PyTorch is not installed", "JAX is not installed"]

@@ -19,6 +19,7 @@ _WHERE = {
     "GradientMismatch": "result",
     "Mismatch": "result",
     "NotYetSupported": "result",
+    "OutsideDomain": "result",
     "Untraceable": "result",
     "check_grads": "api",
     "around": "search",

@@ -19,6 +19,7 @@ from gradcert.check.result import (
     CheckResult,
     GradientMismatch,
     NotYetSupported,
+    OutsideDomain,
     Untraceable,
 )
 
@@ -193,9 +194,17 @@ def check_grads(f: Callable[..., Any], inputs: Any, *, examples: int | None = No
     if strategy is None:
         args = _as_args(inputs)
         framework = framework_of(args)
-        result = check_once(f, args, name=label, framework=framework, **opts)
-        if result.passed and n and not search.inside_hypothesis():
-            result = search.search(f, args, n, label, opts, result)
+        if search.inside_hypothesis():  # hypothesis searches: skip what we would skip
+            try:
+                result = check_once(f, args, name=label, framework=framework, kinks=False,
+                                    **opts)
+            except OutsideDomain:
+                search.reject()
+                raise
+        else:
+            result = check_once(f, args, name=label, framework=framework, **opts)
+            if result.passed and n:
+                result = search.search(f, args, n, label, opts, result)
     else:
         if search.inside_hypothesis():
             raise CheckError("a strategy cannot be searched inside a hypothesis test: "

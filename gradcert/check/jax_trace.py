@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - without jax, trace() says so
 
 from gradcert.check.builder import Builder, Ref
 from gradcert.check.judge import Traced
-from gradcert.check.result import CheckError, Untraceable
+from gradcert.check.result import CheckError, OutsideDomain, Untraceable
 from gradcert.check.tensor import (
     T,
     broadcast_shapes,
@@ -504,7 +504,7 @@ def trace(f: Callable[..., Any], args: Sequence[Any], symbolic: bool = True) -> 
     try:
         out, pullback = jax.vjp(g, *xs)
     except (TypeError, ValueError, ArithmeticError) as e:
-        raise CheckError(f"the function raised {type(e).__name__} under jax.vjp: {e}") from e
+        raise OutsideDomain(f"the function raised {type(e).__name__} under jax.vjp: {e}") from e
     leaves, tree = jax.tree_util.tree_flatten(out)
     if not leaves or not all(_floating(o) for o in leaves):
         raise CheckError("the function must return floating-point arrays (or a tree of them)")

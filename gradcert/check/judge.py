@@ -24,7 +24,7 @@ from fractions import Fraction
 from typing import Any
 
 from gradcert.check.builder import Builder, Ref
-from gradcert.check.result import CheckError, CheckResult, Mismatch
+from gradcert.check.result import CheckError, CheckResult, Mismatch, OutsideDomain
 from gradcert.check.tensor import T
 from gradcert.graph import DomainError
 from gradcert.oracle.exact import Unresolved, exact_graph
@@ -111,17 +111,17 @@ def _oracle(graph: Any, dtype: str) -> tuple[Any, Any]:
     try:
         ex = exact_graph(graph)
     except DomainError as e:
-        raise CheckError(f"at these inputs the function leaves an op's domain in exact "
+        raise OutsideDomain(f"at these inputs the function leaves an op's domain in exact "
                          f"arithmetic (its float value stayed inside by rounding): {e}") from e
     except Unresolved as e:
-        raise CheckError(f"the oracle cannot certify this function's value at these inputs: "
+        raise OutsideDomain(f"the oracle cannot certify this function's value at these inputs: "
                          f"{e}") from e
     if ex.overflow:
-        raise CheckError("the exact value or gradient is beyond float64 at these inputs")
+        raise OutsideDomain("the exact value or gradient is beyond float64 at these inputs")
     top = _MAX[dtype]
     for i, v in enumerate(ex.values_f64):
         if abs(v) > top:
-            raise CheckError(f"out of range: the exact value of node {i} ({v:.3g}) is beyond "
+            raise OutsideDomain(f"out of range: the exact value of node {i} ({v:.3g}) is beyond "
                              f"{dtype}'s range at these inputs")
     return ex, tolerance(graph, ex, dtype=dtype)
 
@@ -136,13 +136,14 @@ def judge(traced: Traced, name: str, *, value: bool = True, full: int = FULL,
     """
     b = traced.builder
     if not kinks and b.at_kink():
-        raise CheckError("at a kink: a branch sits exactly on it, where the derivative is "
+        raise OutsideDomain("at a kink: a branch sits exactly on it, where the derivative is "
                          "a convention")
     targets: list[tuple[int, int, Ref]] = []  # (output, element, ref)
     for o, t in enumerate(traced.outputs):
         targets.extend((o, k, r) for k, r in enumerate(t.refs) if type(r) is int)
     if not targets:
-        raise CheckError("no output of the function depends on its inputs: nothing to check")
+        raise OutsideDomain("at these inputs no output of the function depends on its inputs: "
+                            "nothing to check")
     inputs = _Inputs(traced.input_shapes, traced.input_args)
     dtype = traced.dtype
     sizes = [t.size for t in traced.outputs]

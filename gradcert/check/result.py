@@ -27,12 +27,19 @@ __all__ = [
     "GradientMismatch",
     "Mismatch",
     "NotYetSupported",
+    "OutsideDomain",
     "Untraceable",
 ]
 
 
 class CheckError(ValueError):
     """The function or its inputs cannot be checked as given (says what and where)."""
+
+
+class OutsideDomain(CheckError):
+    """The function cannot be judged at these inputs: it leaves its domain or its dtype's
+    range there, sits on a kink, raises, or no output depends on the inputs there.
+    The search skips such inputs; inside a hypothesis test they are rejected."""
 
 
 class Untraceable(CheckError):

@@ -28,8 +28,8 @@ from typing import Any
 from gradcert.check.judge import FULL, PROJECTIONS
 from gradcert.check.result import CheckError, CheckResult
 
-__all__ = ["SHRINK_BUDGET", "SMALL", "around", "inside_hypothesis", "is_strategy", "search",
-           "search_strategy", "with_reproducer"]
+__all__ = ["SHRINK_BUDGET", "SMALL", "around", "inside_hypothesis", "is_strategy", "reject",
+           "search", "search_strategy", "with_reproducer"]
 
 SMALL = 16
 """Tensors up to this many elements get every element drawn; larger ones are edited."""
@@ -48,6 +48,13 @@ _SCALES = (1.0, -1.0, 10.0, 30.0, 100.0, 1e-6)
 def is_strategy(x: Any) -> bool:
     mod = sys.modules.get("hypothesis.strategies")
     return mod is not None and isinstance(x, mod.SearchStrategy)
+
+
+def reject() -> None:
+    """Reject the current hypothesis example (an input the check cannot judge)."""
+    from hypothesis import reject as hypothesis_reject
+
+    hypothesis_reject()
 
 
 def inside_hypothesis() -> bool:

@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - without torch, trace() says so
 
 from gradcert.check.builder import Builder, Ref
 from gradcert.check.judge import Traced
-from gradcert.check.result import CheckError, Untraceable
+from gradcert.check.result import CheckError, OutsideDomain, Untraceable
 from gradcert.check.tensor import (
     T,
     argmax_of,
@@ -907,7 +907,7 @@ def trace(f: Callable[..., Any], args: Sequence[Any], symbolic: bool = True) -> 
     except (ArithmeticError, RuntimeError, ValueError) as e:
         if isinstance(e, CheckError):
             raise
-        raise CheckError(f"the function raised {type(e).__name__}: {e}") from e
+        raise OutsideDomain(f"the function raised {type(e).__name__}: {e}") from e
     outs = [o for o in _outputs(out) if o.is_floating_point()]
     if not outs:
         raise CheckError("the function returned no floating-point tensor")
@@ -943,3 +943,24 @@ def trace(f: Callable[..., Any], args: Sequence[Any], symbolic: bool = True) -> 
     x0 = [float(v) for x in xs for v in x.detach().reshape(-1).tolist()]
     return Traced(b, results, [tuple(x.shape) for x in xs], [i for i, _ in floats], dtype,
                   vjp, f"torch {torch.__version__}", evaluate=evaluate, x0=x0)
+
+
+_GRADCHECK_ERROR: list[type] = []
+
+
+def gradcheck_error() -> type:
+    """An exception that is both torch's ``GradcheckError`` and check_grads'
+    ``GradientMismatch`` (made once, on first need)."""
+    if not _GRADCHECK_ERROR:
+        from torch.autograd.gradcheck import GradcheckError
+
+        from gradcert.check.result import GradientMismatch
+
+        class GradcertGradcheckError(GradcheckError, GradientMismatch):
+            """gradcert.torch.gradcheck's failure: check_grads' result in ``.result``."""
+
+            def __init__(self, result: Any) -> None:
+                GradientMismatch.__init__(self, result)
+
+        _GRADCHECK_ERROR.append(GradcertGradcheckError)
+    return _GRADCHECK_ERROR[0]

@@ -23,7 +23,7 @@ from typing import Any
 
 from gradcert.check.builder import Builder, Ref
 from gradcert.check.judge import Traced
-from gradcert.check.result import CheckError
+from gradcert.check.result import CheckError, OutsideDomain
 from gradcert.check.tensor import T
 
 __all__ = ["is_value", "trace_values"]
@@ -147,7 +147,7 @@ def trace_values(f: Callable[..., Any], inputs: Sequence[Any],
         try:
             return _vjp(cts)
         except (ArithmeticError, ValueError) as e:
-            raise CheckError(f"the backward raised {type(e).__name__} at these inputs: "
+            raise OutsideDomain(f"the backward raised {type(e).__name__} at these inputs: "
                              f"{e}") from e
 
     def _vjp(cts: list[list[float]]) -> list[list[float]]:
@@ -168,7 +168,7 @@ def trace_values(f: Callable[..., Any], inputs: Sequence[Any],
     try:
         vals = evaluate(xs)
     except (ArithmeticError, ValueError) as e:
-        raise CheckError(f"the function raised {type(e).__name__} at these inputs: {e}") from e
+        raise OutsideDomain(f"the function raised {type(e).__name__} at these inputs: {e}") from e
     out = T(() if single else (len(refs),), refs, vals)
     name = f"{getattr(value_cls, '__module__', '?')}.{value_cls.__name__}"
     return Traced(b, [out], [()] * len(xs), list(range(len(xs))), "float64", vjp, name,
