@@ -243,8 +243,9 @@ def _weighted(traced: Traced, weights: dict[tuple[int, int], float]) -> float:
 
 
 def _branch_notes(b: Builder, ex: Any, new: dict[int, int], limit: int = 3) -> list[str]:
-    """Branches the exact values would have taken differently, or sit on (a tie, a kink)."""
-    vals = ex.values
+    """Branches the exact values (rounded to float64) would have taken differently, or
+    sit on (a tie, a kink)."""
+    vals = ex.values_f64
 
     def exact(r: Ref) -> Any:
         return vals[new[r]] if type(r) is int else r
