@@ -305,6 +305,11 @@ def _identity(tr: _Tracer, eqn: Any, ins: list[Val], outs: list[Any]) -> list[T 
     return [tr.t(v) if _floating(o) else None for v, o in zip(ins, outs, strict=False)]
 
 
+@_lower("erfc")
+def _erfc(tr: _Tracer, eqn: Any, ins: list[Val], outs: list[Any]) -> list[T]:
+    return [map1(tr.t(ins[0]), lambda r: tr.b.sub(1.0, tr.b.erf(r)))]
+
+
 @_lower("integer_pow")
 def _integer_pow(tr: _Tracer, eqn: Any, ins: list[Val], outs: list[Any]) -> list[T]:
     y = float(eqn.params["y"])

@@ -410,6 +410,11 @@ for _name in ("neg", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "tanh", "s
     LOWER[f"aten.{_name}"] = _unary(_name)
 
 
+@_lower("aten.erfc")
+def _erfc(tr: _Tracer, a: dict[str, Any], out: Any) -> T:
+    return map1(tr.t(a["self"]), lambda r: tr.b.sub(1.0, tr.b.erf(r)))
+
+
 @_lower("aten.reciprocal")
 def _reciprocal(tr: _Tracer, a: dict[str, Any], out: Any) -> T:
     return map1(tr.t(a["self"]), lambda r: tr.b.div(1.0, r))
