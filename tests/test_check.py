@@ -194,3 +194,18 @@ def test_a_constant_function_has_nothing_to_check():
 def test_the_judge_uses_the_engine_given():
     t = trace_values(lambda x, y: x * y, [3.0, 4.0], engine=get("mul_grad_own_operand").load())
     assert not judge(t, "f").passed
+
+
+def test_the_result_is_a_record_in_the_shared_vocabulary():
+    import json
+
+    bad = get("log_eps_guard").load()
+    r = check_grads(lambda x: x.log(), [bad(1e-6)], examples=0, raise_on_failure=False,
+                    reproducer_dir=None)
+    d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+    assert d["outcome"] == "failed" and d["examples"] == 1 and not d["approximate"]
+    assert d["severity"]["class"] in ("wrong derivative", "inaccurate")
+    assert d["severity"]["ratio"] > 1 and d["worst"]["expected"] == 1e6
+    assert "d output / d input 0" in d["failure"]["message"]
+    ok = check_grads(lambda x: x.log(), [2.0], examples=0).to_dict()
+    assert ok["outcome"] == "passed" and "severity" not in ok

@@ -157,3 +157,8 @@ def test_bad_input_is_a_clear_error():
         check_grads(lambda n: n * 2, (jnp.arange(3),), examples=0)
     with pytest.raises(CheckError, match="float16"):
         check_grads(lambda x: x * 2, (jnp.ones(3, dtype=jnp.float16),), examples=0)
+
+
+def test_numpy_arrays_are_taken_for_jax():
+    r = check_grads(lambda x: jnp.tanh(x) * x, (np.array([0.5, -1.0]),), examples=0)
+    assert r.passed and r.framework.startswith("jax")

@@ -34,14 +34,20 @@ REPRODUCERS = Path("gradcert-report") / "reproducers"
 
 def framework_of(args: Sequence[Any]) -> str:
     """``torch``, ``jax`` or ``values`` (floats and micrograd-style Values), by the
-    types of the arguments."""
+    types of the arguments (a numpy array is taken for JAX, which accepts it).
+
+    >>> framework_of([1.0, 2.0])
+    'values'
+    """
+    found = "values"
     for a in args:
         mod = type(a).__module__ or ""
         if mod.startswith("torch"):
             return "torch"
-        if mod.startswith(("jax", "jaxlib")):
-            return "jax"
-    return "values"
+        if mod.startswith(("jax", "jaxlib")) or (mod == "numpy" and hasattr(a, "dtype")
+                                                 and hasattr(a, "shape")):
+            found = "jax"
+    return found
 
 
 def locate(f: Any) -> tuple[str, str] | None:

@@ -183,7 +183,16 @@ class CheckResult:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready record, in the shared results vocabulary."""
+        """A JSON-ready record, in the shared results vocabulary (non-finite numbers
+        as the strings ``"inf"``, ``"-inf"``, ``"nan"``, as in ``results.json``).
+
+        >>> import json
+        >>> r = CheckResult("failed", "f", "torch", "float64", (Mismatch(
+        ...     "gradient", 0, (1,), "output", 1.0, 0.0, 0.0, 1.0, 1.0),))
+        >>> d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+        >>> d["outcome"], d["severity"]
+        ('failed', {'class': 'wrong derivative', 'ratio': 'inf'})
+        """
         w = self.worst
         out: dict[str, Any] = {
             "function": self.function, "framework": self.framework, "dtype": self.dtype,
@@ -198,7 +207,17 @@ class CheckResult:
             out["failure"] = {"message": self.message()}
         if self.reproducer is not None:
             out["reproducer"] = str(self.reproducer)
-        return out
+        return _jsonable(out)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if x != x else ("inf" if x > 0 else "-inf")
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
 
 
 class GradientMismatch(AssertionError):
