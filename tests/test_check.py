@@ -209,3 +209,35 @@ def test_the_result_is_a_record_in_the_shared_vocabulary():
     assert "d output / d input 0" in d["failure"]["message"]
     ok = check_grads(lambda x: x.log(), [2.0], examples=0).to_dict()
     assert ok["outcome"] == "passed" and "severity" not in ok
+
+
+def test_the_reproducer_exits_1_while_the_bug_is_there_and_0_once_fixed(tmp_path):
+    import importlib
+
+    module = tmp_path / "userfn_leaky.py"
+    buggy = ("from gradcert.engine import Value\n\n\n"
+             "class Relu(Value):\n"
+             "    def relu(self):\n"
+             "        out = Value(max(self.data, 0.0))\n"
+             "        out._a, out._da = self, (1.0 if self.data > 0 else SLOPE)\n"
+             "        return out\n\n\n"
+             "SLOPE = 0.01\n\n\n"
+             "def f(x, y):\n"
+             "    return x.relu() * 2.0 + y.relu()\n")
+    module.write_text(buggy)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        mod = importlib.import_module("userfn_leaky")
+        r = check_grads(mod.f, [mod.Relu(-1.0), mod.Relu(2.0)], examples=0,
+                        raise_on_failure=False, reproducer_dir=tmp_path / "repro")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("userfn_leaky", None)
+    assert not r.passed and r.reproducer.parent == tmp_path / "repro"
+    assert "from userfn_leaky import f" in r.reproducer.read_text()
+    run = subprocess.run([sys.executable, str(r.reproducer)], capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    module.write_text(buggy.replace("SLOPE = 0.01", "SLOPE = 0.0"))
+    run = subprocess.run([sys.executable, str(r.reproducer)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "PASSED" in run.stdout
