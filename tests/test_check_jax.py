@@ -90,13 +90,17 @@ OWN_OPS = {
     "scan": lambda x: jax.lax.fori_loop(0, 3, lambda i, c: jnp.tanh(c * x), x),
     "cond": lambda x: jax.lax.cond(x[0, 0] > 0, lambda y: y * 2, lambda y: y ** 3, x),
     "attention": lambda x: _attention(x),
-    "sin": jnp.sin, "cos": jnp.cos, "erf": jax.scipy.special.erf,
+    "clamp": lambda x: jax.lax.clamp(-1.0, x, 1.0),
+    "scan_ys": lambda x: jax.lax.scan(lambda c, xi: (c + xi, c * xi), jnp.zeros(4), x)[1],
+    "reverse_cumsum": lambda x: jax.lax.cumsum(x, axis=1, reverse=True),
+    "prod_all": lambda x: jnp.prod(x[:2, :2]),
+    "sin": jnp.sin, "cos": jnp.cos, "erf": jax.scipy.special.erf, "tan": jnp.tan,
     "gelu_exact": lambda x: jax.nn.gelu(x, approximate=False),
 }
 
 NEEDS_ROW = {  # ops the op table has no row for yet (expm1: JAX computes expm1' from its
     "elu": "expm1",  # output, which only the row can model)
-    "sin": "sin", "cos": "cos", "erf": "erf", "gelu_exact": "erf",
+    "sin": "sin", "cos": "cos", "erf": "erf", "gelu_exact": "erf", "tan": "sin",
 }
 
 
@@ -171,3 +175,12 @@ def test_exact_where_jax_check_grads_is_approximate():
     jax_check_grads(jax_fns.logsumexp_f32_leak, (x,), order=1, modes=["rev"])  # passes
     assert not check_grads(jax_fns.logsumexp_f32_leak, (x,), examples=0,
                            raise_on_failure=False, reproducer_dir=None).passed
+
+
+def test_a_backward_jax_cannot_make_is_a_clear_error():
+    def f(x):
+        return jax.lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, jnp.tanh(c[1] * x)),
+                                  (0, x))[1]
+
+    with pytest.raises(CheckError, match="jax.vjp.*while_loop"):
+        check_grads(f, (_x(3),), examples=0)

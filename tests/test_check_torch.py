@@ -138,6 +138,16 @@ OWN_OPS = {
     "pad_roll": lambda x: F.pad(x, (1, 2), value=0.5).roll(1, 1),
     "attention": lambda x: _attention(x),
     "sin": torch.sin, "cos": torch.cos, "erf": torch.erf, "gelu": F.gelu,
+    "mv_dot": lambda x: torch.mv(x, x[0]) * torch.dot(x[1], x[2]),
+    "baddbmm": lambda x: torch.baddbmm(x[:, :3].reshape(1, 3, 3), x.reshape(1, 3, 4),
+                                       x.T.reshape(1, 4, 3), beta=0.5, alpha=2.0),
+    "addmm": lambda x: torch.addmm(x[:, :3], x, x.T[:, :3], beta=0.25),
+    "sort_topk": lambda x: x.sort(dim=1).values + x.topk(2, dim=1).values.sum(),
+    "log_sigmoid": F.logsigmoid,
+    "std_mean": lambda x: torch.std_mean(x, dim=1)[0] + torch.var_mean(x, dim=0)[1].sum(),
+    "floor_div": lambda x: x * torch.div(x, 0.7, rounding_mode="floor"),
+    "min_dim": lambda x: x.min(dim=1, keepdim=True).values * x,
+    "logical": lambda x: torch.where((x > 0) & (x < 1), x, -x).cumsum(0),
 }
 
 

@@ -537,7 +537,11 @@ def trace(f: Callable[..., Any], args: Sequence[Any], symbolic: bool = True) -> 
     def vjp(cts: list[list[float]]) -> list[list[float]]:
         arrays = [jnp.asarray(np.array(c, dtype=np.float64).reshape(np.shape(o)),
                               dtype=o.dtype) for c, o in zip(cts, leaves, strict=True)]
-        grads = pullback(jax.tree_util.tree_unflatten(tree, arrays))
+        try:
+            grads = pullback(jax.tree_util.tree_unflatten(tree, arrays))
+        except (TypeError, ValueError) as e:
+            raise CheckError(f"the function's backward (jax.vjp) raised {type(e).__name__}: "
+                             f"{e}") from e
         return [_vals(gr) for gr in grads]
 
     def evaluate(flat: list[float]) -> list[float]:
