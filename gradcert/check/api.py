@@ -165,9 +165,9 @@ def check_grads(f: Callable[..., Any], inputs: Any, *, examples: int | None = No
     Tolerances: none to pick; the bound is derived from the traced graph
     (docs/tolerance.md). Cost: one forward of ``f`` under the tracer and one
     backward per cotangent, plus the oracle and the tolerance model, linear
-    in the number of traced scalars: about 24 us per scalar, 210-235 us per
+    in the number of traced scalars: about 24 us per scalar, 200-225 us per
     parameter of an MLP or attention loss at batch 4 (bench/bench_check.py),
-    times about 17-30 with the default search.
+    and about 31 times that with the default search.
 
     Returns a :class:`~gradcert.check.result.CheckResult`; raises
     :class:`~gradcert.check.result.GradientMismatch` (an AssertionError) on
