@@ -118,15 +118,6 @@ class LogEpsGuard(Log):
         return g / (x + 1e-8)
 
 
-# -- a subtle fused backward: tanh' written from the input in float32 ---------------
-
-
-def mlp_loss(x, w1, b1, w2, target):
-    h = torch.tanh(x @ w1 + b1)
-    logits = h @ w2
-    return torch.nn.functional.cross_entropy(logits, target)
-
-
 CATALOGUE = [
     ("float32 leak", LogSumExp.apply, LogSumExpF32Leak.apply,
      lambda: (_f64(3, 5, seed=1),), False),
