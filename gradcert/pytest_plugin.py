@@ -14,9 +14,11 @@ The conformance suite runs inside a team's own pytest session with::
 suite's package or one of its files is named on the command line).
 
 Fixtures: ``gradcert_config`` (the settings), ``gradcert_adapter`` (the
-target's adapter, loaded once per session) and ``gradcert_check`` (a
-property's context: adapter, profile, recorder). Nothing else happens unless
-a test uses them.
+target's adapter, loaded once per session), ``gradcert_check`` (a
+property's context: adapter, profile, recorder) and ``gradcert_grads``
+(:func:`gradcert.check_grads` for your own functions, see
+``gradcert.check.fixture``). Nothing else happens unless a test uses them:
+the plugin is inert in a session that does not.
 
 When an output directory is set, each test that used ``gradcert_check``
 appends one JSON line to ``<out>/records/<worker>.jsonl`` as soon as it
@@ -259,6 +261,14 @@ def gradcert_check(request: pytest.FixtureRequest, gradcert_config: Any,
     request.node.stash[_RECORDER] = recorder
     with _no_source_constants():
         yield Check(gradcert_config, gradcert_adapter, recorder, pid, item)
+
+
+@pytest.fixture(scope="session")
+def gradcert_grads(pytestconfig: pytest.Config) -> Any:
+    """check_grads for your own functions, failing the test with its message."""
+    from gradcert.check.fixture import grads_for
+
+    return grads_for(pytestconfig.rootpath, _values(pytestconfig)["out"])
 
 
 @pytest.hookimpl(hookwrapper=True)

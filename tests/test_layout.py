@@ -14,6 +14,9 @@ ALLOWED = {
     "oracle": {"graph"},
     "adapters": {"graph"},
     "properties": {"graph", "oracle", "adapters"},
+    "check": {"graph", "ops", "oracle", "engine"},  # engine: the Value class for plain floats
+    "torch": {"check"},
+    "jax": {"check"},
     "reports": {"results"},
     "settings": set(),
 }
