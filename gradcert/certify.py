@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from gradcert.results import PropertyResult, Results, merge_records, ops_summary, read_records
+from gradcert.results import Results, merge_records, ops_summary, read_records
 
 __all__ = ["EXIT_CERTIFIED", "EXIT_FAILED", "EXIT_USAGE", "CertifyError", "certify",
-           "pytest_args", "render_verdict"]
+           "pytest_args"]
 
 EXIT_CERTIFIED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_SAMPLES = 5000  # in results.json, across all properties
@@ -256,9 +256,8 @@ def _write_reports(results: Results, out: Path) -> None:
     try:
         from gradcert import reports
 
-        doc = results.to_dict()
-        (out / "report.md").write_text(reports.to_markdown(doc), encoding="utf-8")
-        (out / "report.html").write_text(reports.to_html(doc), encoding="utf-8")
+        (out / "report.md").write_text(reports.to_markdown(results), encoding="utf-8")
+        (out / "report.html").write_text(reports.to_html(results), encoding="utf-8")
     except Exception as e:
         print(f"gradcert certify: no report.md/report.html ({type(e).__name__}: {e})",
               file=sys.stderr)
@@ -295,107 +294,3 @@ def _missing(records: list[dict[str, Any]], collector: _Collector) -> list[dict[
                     "outcome": outcome, "failure": failure, "graphs_checked": 0,
                     "duration_s": getattr(rep, "duration", 0.0)})
     return out
-
-
-# -- the verdict table ---------------------------------------------------------
-
-
-def _worst(p: PropertyResult) -> str:
-    w = p.worst or {}
-    try:
-        u = float(w.get("ulps"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return "—"
-    if u != u:
-        return "—"
-    rel = w.get("rel")
-    try:
-        rel_s = f", rel {float(rel):.2g}"  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        rel_s = ""
-    us = "inf" if u == float("inf") else (f"{u:.0f}" if u < 1e6 else f"{u:.2e}")
-    try:
-        tol_s = f", {float(w['of_bound']):.2g} of tol."
-    except (KeyError, TypeError, ValueError):
-        tol_s = ""
-    return f"{us} ulps{rel_s}{tol_s}"
-
-
-def _note(p: PropertyResult) -> str:
-    n = p.notes
-    if p.outcome == "unsupported":
-        return str(n.get("unsupported", ""))[:90]
-    for key in ("second_backward", "relu'(0)", "max_ok_depth", "failed_depth", "seconds"):
-        if key in n:
-            return f"{key}: {n[key]}"
-    return ""
-
-
-def render_verdict(results: Results, out: Path | None = None) -> str:
-    """The verdict table as plain text (what ``certify`` prints, without colour).
-
-    >>> r = Results("gradcert", [PropertyResult("ops.values", "ops", graphs_checked=9)],
-    ...             duration_s=3.0)
-    >>> print(render_verdict(r).splitlines()[-1])
-    verdict: CERTIFIED  (9 graphs checked in 3.0 s, 3.0 graphs/s)
-    """
-    rows = [("property", "outcome", "worst error", "graphs", "note")]
-    for p in results.properties:
-        rows.append((p.id, p.outcome, _worst(p), str(p.graphs_checked), _note(p)))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
-             for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append("")
-    lines.append("levels: " + ", ".join(f"{lv} {st}" for lv, st in results.levels().items()))
-    for p in results.properties:
-        if p.reproducer:
-            lines.append(f"reproducer for {p.id}: {p.reproducer}")
-    if out is not None:
-        lines.append(f"report: {out / 'results.json'}, {out / 'junit.xml'}")
-    rate = results.graphs_per_s
-    lines.append(f"verdict: {results.verdict.upper()}  ({results.graphs_checked} graphs checked "
-                 f"in {results.duration_s:.1f} s"
-                 + (f", {rate:.1f} graphs/s)" if rate is not None else ")"))
-    return "\n".join(lines)
-
-
-def print_verdict(results: Results, out: Path | None = None, stream: TextIO | None = None,
-                  failures: bool = True) -> None:
-    """Print the failure messages, then the verdict table (with colour on a terminal)."""
-    stream = stream or sys.stdout
-    if failures:
-        for p in results.properties:
-            if p.failure and p.failure.get("message"):
-                print(f"\n{p.failure['message']}", file=stream)
-    print("", file=stream)
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        print(render_verdict(results, out), file=stream)
-        return
-    console = Console(file=stream, highlight=False,
-                      width=None if stream.isatty() else 150)
-    colour = {"passed": "green", "failed": "red", "error": "red", "timeout": "red",
-              "unsupported": "yellow", "not run": "dim"}
-    seed = "derandomized" if results.seed is None else f"seed {results.seed}"
-    table = Table(title=f"gradcert certify {results.target} ({results.profile}, {seed})")
-    for col in ("level", "property", "outcome", "worst error", "graphs", "note"):
-        table.add_column(col, justify="right" if col == "graphs" else "left")
-    levels = results.levels()
-    last = None
-    for p in results.properties:
-        lv = f"{p.level} [{colour.get(levels[p.level], '')}]{levels[p.level]}[/]" \
-            if p.level != last else ""
-        last = p.level
-        table.add_row(lv, p.id, f"[{colour.get(p.outcome, '')}]{p.outcome}[/]", _worst(p),
-                      str(p.graphs_checked), _note(p))
-    console.print(table)
-    text = render_verdict(results, out).splitlines()
-    for line in text[text.index("") + 1:]:
-        if line.startswith("verdict:"):
-            c = "green" if results.verdict == "certified" else "red"
-            console.print(f"[bold {c}]{line}[/]")
-        else:
-            console.print(line)

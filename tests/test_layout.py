@@ -13,7 +13,8 @@ ALLOWED = {
     "engine": set(),
     "oracle": {"graph"},
     "adapters": {"graph"},
-    "properties": {"graph", "oracle", "adapters"},
+    "properties": {"graph", "oracle", "adapters", "results"},
+    "results": set(),
     "reports": {"results"},
 }
 
