@@ -61,34 +61,59 @@ class _Collector:
 
 
 class _Progress:
-    """A progress bar over the suite's tests (rich), fed by the controller's reports.
+    """Progress over the suite's tests, fed by the controller's reports: a bar (rich) on
+    a terminal; in a log without a TTY (CI), a line per finished property with its
+    outcome, so a long run is never silent.
 
     It replaces pytest's own progress dots; the verdict table follows it.
     """
 
     def __init__(self, stream: TextIO) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+        self.stream = stream
+        self.bar: Any = None
+        if stream.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
-        self.bar = Progress(TextColumn("{task.description:<34}"), BarColumn(),
-                            MofNCompleteColumn(), TextColumn("{task.fields[failed]}"),
-                            TimeElapsedColumn(), console=Console(file=stream))
-        self.task = self.bar.add_task("collecting the suite", total=None, failed="")
+            self.bar = Progress(TextColumn("{task.description:<34}"), BarColumn(),
+                                MofNCompleteColumn(), TextColumn("{task.fields[failed]}"),
+                                TimeElapsedColumn(), console=Console(file=stream))
+            self.task = self.bar.add_task("collecting the suite", total=None, failed="")
         self.done: set[str] = set()
         self.failed: set[str] = set()
+        self.left: dict[str, int] = {}  # property id -> its tests not yet finished
+        self.outcome: dict[str, str] = {}
+        self.finished = 0
+        self.t0 = time.perf_counter()
+
+    def live(self) -> Any:
+        """The context the session runs in: the bar's live display, or nothing."""
+        return self.bar if self.bar is not None else contextlib.nullcontext()
+
+    def _collected(self, nodeids: Sequence[str]) -> None:
+        from gradcert.properties.runner import property_id
+
+        if self.left:
+            return  # every xdist worker collects the same tests
+        for nodeid in nodeids:
+            path, _, name = nodeid.partition("::")
+            pid = property_id(path, name)
+            self.left[pid] = self.left.get(pid, 0) + 1
+        if self.bar is not None:
+            self.bar.update(self.task, total=len(nodeids))
 
     def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
-        self.bar.update(self.task, total=len(ids))
+        self._collected(ids)
 
     def pytest_collection_finish(self, session: Any) -> None:
         if session.items:
-            self.bar.update(self.task, total=len(session.items))
+            self._collected([item.nodeid for item in session.items])
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         from gradcert.properties.runner import property_id
@@ -97,12 +122,26 @@ class _Progress:
             self.failed.add(report.nodeid)
         if report.when in ("setup", "call") and not report.failed:
             return  # a test is done at its teardown, or when it fails (a crash has no teardown)
+        if report.nodeid in self.done:
+            return
         self.done.add(report.nodeid)
         path, _, name = report.nodeid.partition("::")
+        pid = property_id(path, name)
         bad = len(self.failed)
-        self.bar.update(self.task, completed=len(self.done),
-                        description=property_id(path, name),
-                        failed=f"{bad} not passed" if bad else "")
+        if self.bar is not None:
+            self.bar.update(self.task, completed=len(self.done), description=pid,
+                            failed=f"{bad} not passed" if bad else "")
+            return
+        test = "failed" if report.nodeid in self.failed else (
+            "unsupported" if report.skipped else "passed")
+        rank = ("unsupported", "passed", "failed")
+        self.outcome[pid] = max(self.outcome.get(pid, "unsupported"), test, key=rank.index)
+        self.left[pid] = self.left.get(pid, 1) - 1
+        if self.left[pid] <= 0:
+            self.finished += 1
+            print(f"[{self.finished}/{len(self.left)}] {pid}: {self.outcome[pid]} "
+                  f"({time.perf_counter() - self.t0:.0f} s elapsed)",
+                  file=self.stream, flush=True)
 
 
 def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
@@ -172,7 +211,8 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
 
     ``jobs``: pytest-xdist workers (default: the number of cores; 0 runs in this
     process, without crash isolation). ``select``: a pytest ``-k`` expression.
-    ``progress``: a progress bar instead of pytest's own output (with workers).
+    ``progress``: a progress bar (or, without a TTY, a line per finished property)
+    instead of pytest's own output (with workers).
     Raises :class:`CertifyError` for bad usage or an unusable target.
     """
     import pytest
@@ -220,7 +260,7 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
               f"{'derandomized' if seed is None else f'seed {seed}'}, {jobs} worker(s), "
               f"out {out}", file=stream)
     with _clean_environment(cwd), contextlib.redirect_stdout(stream), \
-            (bar.bar if bar is not None else contextlib.nullcontext()):
+            (bar.live() if bar is not None else contextlib.nullcontext()):
         if quiet:
             args = args + ["-qq", "--no-header"]
         code = pytest.main(args, plugins=plugins)
