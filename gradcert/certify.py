@@ -87,6 +87,7 @@ class _Progress:
             self.task = self.bar.add_task("collecting the suite", total=None, failed="")
         self.done: set[str] = set()
         self.failed: set[str] = set()
+        self.skipped: set[str] = set()
         self.left: dict[str, int] = {}  # property id -> its tests not yet finished
         self.outcome: dict[str, str] = {}
         self.finished = 0
@@ -120,6 +121,8 @@ class _Progress:
 
         if report.failed:
             self.failed.add(report.nodeid)
+        if report.skipped:
+            self.skipped.add(report.nodeid)
         if report.when in ("setup", "call") and not report.failed:
             return  # a test is done at its teardown, or when it fails (a crash has no teardown)
         if report.nodeid in self.done:
@@ -133,7 +136,7 @@ class _Progress:
                             failed=f"{bad} not passed" if bad else "")
             return
         test = "failed" if report.nodeid in self.failed else (
-            "unsupported" if report.skipped else "passed")
+            "unsupported" if report.nodeid in self.skipped else "passed")
         rank = ("unsupported", "passed", "failed")
         self.outcome[pid] = max(self.outcome.get(pid, "unsupported"), test, key=rank.index)
         self.left[pid] = self.left.get(pid, 1) - 1

@@ -36,7 +36,7 @@ def synthetic() -> Results:
                    "  the value is 0.0078124602638127; the oracle says 0.00781246026381268",
         "summary": "the value is 0.0078124602638127; the oracle says 0.00781246026381268",
         "root_cause": {"op": "tanh", "property": "ops.values",
-                       "text": "tanh's value is wrong (see ops.values)"},
+                       "text": "tanh's value is wrong"},
         "severity": {"class": "wrong value", "ratio": 1.4e1},
     }
     props = [

@@ -76,7 +76,10 @@ class Comparison:
         return [r.target for r in self.results]
 
     def verdicts(self) -> Section:
-        rows = [[Cell("verdict"), *(Cell(r.verdict, r.verdict) for r in self.results)]]
+        rows = [[Cell("verdict"), *(Cell(r.verdict, r.verdict) for r in self.results)],
+                [Cell("run"), *(Cell(", ".join(figures.header_parts(r)[:2])
+                                     .removeprefix("profile "))
+                                for r in self.results)]]
         levels = [r.levels() for r in self.results]
         extra = [lv for lvs in levels for lv in lvs if lv not in LEVELS]
         for lv in [*LEVELS, *dict.fromkeys(extra)]:
@@ -95,7 +98,8 @@ class Comparison:
         return Section("Verdicts", ["", *self.names], rows)
 
     def reasons(self) -> dict[str, list[str]]:
-        """Per engine, one line per finding (root causes first), or why it is certified."""
+        """Per engine, one line per finding (root causes first), then what it could not
+        be checked on (ops it lacks, properties unsupported or not run)."""
         out = {}
         for r in self.results:
             lines = []
@@ -106,12 +110,15 @@ class Comparison:
                     why = f"caused by {rc.op or rc.property}: {rc.text or why}"
                 sev = f", {p.severity.klass}" if p.severity else ""
                 lines.append(f"{p.id} ({p.outcome}{sev}): {why}")
-            if not lines:
-                unsupported = [p.id for p in r.ordered() if p.outcome == "unsupported"]
-                lines.append("certified: every property it supports passed"
-                             + (f"; unsupported: {', '.join(unsupported)}" if unsupported
-                                else "") if r.verdict == "certified" else
-                             "not certified: some properties were not run")
+            if not lines and r.verdict == "certified":
+                lines.append("every property it supports passed")
+            lacks = r.engine.get("unsupported_ops") or []
+            if lacks:
+                lines.append(f"lacks the ops {', '.join(map(str, lacks))}")
+            for outcome in ("unsupported", "not run"):
+                ids = [p.id for p in r.ordered() if p.outcome == outcome]
+                if ids:
+                    lines.append(f"{outcome}: {', '.join(ids)}")
             out[r.target] = lines
         return out
 
@@ -162,18 +169,17 @@ class Comparison:
 
     def to_html(self) -> str:
         body = ["<h1>gradcert: engines compared</h1>", '<table class="engines"><thead><tr>'
-                "<th>engine</th><th>verdict</th><th>run</th><th>report</th></tr></thead><tbody>"]
+                "<th>engine</th><th>verdict</th><th>why</th><th>report</th></tr></thead>"
+                "<tbody>"]
+        reasons = self.reasons()
         for r, link in zip(self.results, self.links, strict=True):
             a = f'<a href="{escape(link)}">{escape(link)}</a>' if link else "—"
+            why = "".join(f"<li>{escape(ln)}</li>" for ln in reasons[r.target])
             body.append(f"<tr><td><code>{escape(r.target)}</code></td>"
                         f'<td><span class="badge {escape(r.verdict)}">{escape(r.verdict)}'
-                        f"</span></td><td>{escape(' · '.join(figures.header_parts(r)[:3]))}"
-                        f"</td><td>{a}</td></tr>")
+                        f'</span></td><td><ul class="why">{why}</ul></td><td>{a}</td></tr>')
         body.append(f'</tbody></table><p class="explain">{escape(figures.MEANING)} '
-                    f"{escape(figures.EXACT_NEAR_ZERO)}</p><h2>Why</h2>")
-        for name, lines in self.reasons().items():
-            body.append(f"<p><strong><code>{escape(name)}</code></strong></p><ul>"
-                        + "".join(f"<li>{escape(ln)}</li>" for ln in lines) + "</ul>")
+                    f"{escape(figures.EXACT_NEAR_ZERO)}</p>")
         for s in self.sections():
             body.append(f"<h2>{escape(s.title)}</h2>")
             if s.explain:

@@ -17,7 +17,8 @@ from typing import Any
 
 from gradcert.results import PropertyResult, Results, RootCause, Sample, Severity
 
-__all__ = ["EXACT_NEAR_ZERO", "MEANING", "FailureView", "error_cells", "failure_view",
+__all__ = ["ACCURACY_HEAD", "EXACT_NEAR_ZERO", "MEANING", "FailureView", "accuracy_rows",
+           "at_max", "error_cells", "failure_view",
            "findings_title", "fmt_num", "header_parts", "input_cell", "note", "property_error",
            "show", "summary"]
 
@@ -76,6 +77,44 @@ def input_cell(s: Sample | None, fmt: Any = repr) -> str:
         return "—"
     shown = ", ".join(fmt(v) for v in s.inputs[:4])
     return f"({shown}{', …' if len(s.inputs) > 4 else ''})"
+
+
+def at_max(s: Sample | None) -> str:
+    """Where an op's maximum error was seen: its ulps, bits and inputs, in one cell;
+    a dash when every sample was exact.
+
+    >>> at_max(Sample("grad", ulps=47.0, of_bound=0.12, inputs=(1e50,)))
+    '47 ulps, 5.6 bits at (1e+50)'
+    >>> at_max(Sample("grad", ulps=4.4e18, rel=1.0, of_bound=0.015, inputs=(20.0,)))
+    'exact ≈ 0 at (20.0)'
+    """
+    where = input_cell(s)
+    if s is None or where == "—":
+        return "—"
+    _, ulps, bits = error_cells(s)
+    if ulps == "exact ≈ 0":
+        return f"exact ≈ 0 at {where}"
+    unit = "ulp" if ulps == "1" else "ulps"
+    return f"{ulps} {unit}, {bits} bit{'' if bits == '1.0' else 's'} at {where}"
+
+
+ACCURACY_HEAD = ["op", "gradient: max error / bound", "median", "at the max",
+                 "value: max error / bound", "median", "at the max"]
+
+
+def accuracy_rows(r: Results) -> list[tuple[str, bool, list[str]]]:
+    """One row per op: (op, failing, cells after the op) for :data:`ACCURACY_HEAD`."""
+    failing = r.failing_ops()
+    rows = []
+    for op, kinds in sorted(r.ops.items()):
+        cells: list[str] = []
+        for kind in ("grad", "value"):
+            st = kinds.get(kind)
+            cells += ["—", "—", "—"] if st is None else [
+                fmt_num(st.max_of_bound, "bound"), fmt_num(st.median_of_bound, "bound"),
+                at_max(st.worst)]
+        rows.append((op, op in failing, cells))
+    return rows
 
 
 def error_cells(s: Sample | None) -> tuple[str, str, str]:

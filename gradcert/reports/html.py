@@ -8,7 +8,7 @@ from typing import Any
 
 from gradcert.reports import figures, plots
 from gradcert.reports.figures import fmt_num
-from gradcert.reports.markdown import ACCURACY_HEAD, PROPERTIES_HEAD, evidence_head
+from gradcert.reports.markdown import PROPERTIES_HEAD, evidence_head
 from gradcert.results import PropertyResult, Results
 
 __all__ = ["SYMBOL", "Html", "figure", "outcome", "page", "table", "to_html"]
@@ -37,6 +37,7 @@ pre{background:#f6f8fa;padding:.6em .8em;white-space:pre-wrap;overflow-wrap:anyw
  border-radius:.3em;margin:.4em 0}
 figure{margin:1em 0}figure svg{max-width:100%;height:auto}
 figcaption{color:#57606a;font-size:.92em;max-width:60em}
+ul.why{margin:0;padding-left:1.1em}td,p,li{overflow-wrap:break-word}
 """
 
 
@@ -49,7 +50,7 @@ def _h(x: Any) -> str:
 
 
 SYMBOL = {"passed": "✔", "certified": "✔", "failed": "✘", "error": "✘", "crashed": "✘",
-          "timeout": "⏱", "unsupported": "–", "not run": "·", "incomplete": "◐", "bad": "✘"}
+          "timeout": "◔", "unsupported": "–", "not run": "·", "incomplete": "◐", "bad": "✘"}
 
 
 def outcome(o: str, text: str | None = None) -> Html:
@@ -61,10 +62,14 @@ def outcome(o: str, text: str | None = None) -> Html:
 
 
 def table(head: Sequence[str], rows: Sequence[Sequence[Any]], cls: str,
-          numeric: Sequence[int] = (), bad: Sequence[bool] = ()) -> str:
+          numeric: Sequence[int] = (), bad: Sequence[bool] = (),
+          groups: Sequence[tuple[str, int]] = ()) -> str:
     """An HTML table; ``numeric`` column indices are right-aligned, rows flagged in
-    ``bad`` are highlighted."""
+    ``bad`` are highlighted, ``groups`` (label, columns) head the columns in groups."""
     th = "".join(f"<th>{escape(h)}</th>" for h in head)
+    if groups:
+        th = ("".join(f'<th colspan="{n}">{escape(g)}</th>' for g, n in groups)
+              + "</tr><tr>" + th)
     body = []
     for i, r in enumerate(rows):
         cells = "".join(f'<td class="num">{_h(c)}</td>' if j in numeric else f"<td>{_h(c)}</td>"
@@ -186,20 +191,15 @@ def to_html(r: Results) -> str:
                    bad=[p.bad for p in props])]
     body.append("<h2>Accuracy per op</h2>")
     if r.ops:
-        failing = r.failing_ops()
-        stats = r.accuracy()
-        rows = []
-        for st in stats:
-            frac, ulps, bits = figures.error_cells(st.worst)
-            rows.append([Html(f"<code>{escape(st.op)}</code>"),
-                         "value" if st.kind == "value" else "gradient", str(st.count), frac,
-                         fmt_num(st.median_of_bound, "bound"), ulps, bits,
-                         figures.input_cell(st.worst)])
-        body += [table(ACCURACY_HEAD, rows, "accuracy", numeric=(2, 3, 4, 5, 6),
-                       bad=[st.op in failing for st in stats]),
-                 '<p class="explain">Each row\'s ulps, bits and input are those of the sample '
-                 "with the maximum error over its bound. Highlighted rows: an error beyond "
-                 f"the bound or a failed op test. {escape(figures.EXACT_NEAR_ZERO)}</p>"]
+        ops = figures.accuracy_rows(r)
+        body += [table(["op", *[h.split(": ")[-1] for h in figures.ACCURACY_HEAD[1:]]],
+                       [[Html(f"<code>{escape(op)}</code>"), *cells] for op, _, cells in ops],
+                       "accuracy", numeric=(1, 2, 4, 5), bad=[bad for _, bad, _ in ops],
+                       groups=[("", 1), ("gradient", 3), ("value", 3)]),
+                 '<p class="explain">"At the max" is the sample with the maximum error over '
+                 "its bound: its error in ulps and bits, and its inputs. Highlighted rows: an "
+                 "error beyond the bound or a failed op test. "
+                 f"{escape(figures.EXACT_NEAR_ZERO)}</p>"]
     else:
         body.append("<p>No per-op accuracy was recorded.</p>")
     body += ["<h2>Plots</h2>", *_plots(r)]

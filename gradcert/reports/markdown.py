@@ -43,22 +43,12 @@ def properties_rows(r: Results) -> list[list[Any]]:
 
 
 PROPERTIES_HEAD = ["property", "outcome", "error / bound", "ulps", "bits", "note", "graphs"]
-ACCURACY_HEAD = ["op", "of", "samples", "max error / bound", "median", "ulps at max",
-                 "bits at max", "input at max"]
 
 
-def accuracy_rows(r: Results, marks: bool = True) -> list[list[Any]]:
-    failing = r.failing_ops()
-    rows = []
-    for st in r.accuracy():
-        frac, ulps, bits = figures.error_cells(st.worst)
-        op = f"`{st.op}`"
-        if st.op in failing and marks:
-            op = f"❌ **{op}**"
-        rows.append([op, "value" if st.kind == "value" else "gradient", st.count, frac,
-                     fmt_num(st.median_of_bound, "bound"), ulps, bits,
-                     figures.input_cell(st.worst)])
-    return rows
+def accuracy_rows(r: Results) -> list[list[str]]:
+    """One row per op; an op with an error beyond its bound or a failed test is marked."""
+    return [[f"❌ **`{op}`**" if failing else f"`{op}`", *cells]
+            for op, failing, cells in figures.accuracy_rows(r)]
 
 
 def failure_lines(p: Any) -> list[str]:
@@ -137,9 +127,9 @@ def to_markdown(r: Results) -> str:
     out += table(PROPERTIES_HEAD, properties_rows(r), right=1)
     out += ["", "## Accuracy per op", ""]
     if r.ops:
-        out += table(ACCURACY_HEAD, accuracy_rows(r), right=0)
-        out += ["", "Each row's ulps, bits and input are those of the sample with the "
-                "maximum error over its bound. " + figures.EXACT_NEAR_ZERO]
+        out += table(figures.ACCURACY_HEAD, accuracy_rows(r))
+        out += ["", "\"At the max\" is the sample with the maximum error over its bound: "
+                "its error in ulps and bits, and its inputs. " + figures.EXACT_NEAR_ZERO]
         if r.failing_ops():
             out += ["", "❌ marks an op with an error beyond its bound or a failed op test."]
     else:

@@ -100,14 +100,19 @@ def _bound_axis(ax: Any, axis: str, top: float) -> None:
 
 
 def _floor_ticks(ax: Any, axis: str) -> None:
-    from matplotlib.ticker import FixedLocator
+    """Ticks on the error axis: the floor, 1e-3, the bound at 1 and at most three
+    decades above it."""
+    from matplotlib.ticker import FixedLocator, NullLocator
 
-    ticks = [FLOOR, 1e-4, 1e-2, 1.0, 1e2, 1e4, 1e6, 1e8, 1e10, 1e12]
     lim = ax.get_xlim() if axis == "x" else ax.get_ylim()
-    ticks = [t for t in ticks if lim[0] <= t <= lim[1]]
-    labels = ["≤1e-6" if t == FLOOR else ("1" if t == 1.0 else f"{t:.0e}".replace("e+0", "e")
-                                          .replace("e-0", "e-")) for t in ticks]
-    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(FixedLocator(ticks))
+    top = math.floor(math.log10(lim[1]))
+    step = max(2, math.ceil(top / 3))
+    exps = [-3, 0, *range(step, top + 1, step)]
+    ticks = [FLOOR] + [10.0**e for e in exps]
+    labels = ["≤1e-6"] + [f"1e{e}" if e else "1" for e in exps]
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(FixedLocator(ticks))
+    target.set_minor_locator(NullLocator())
     (ax.set_xticklabels if axis == "x" else ax.set_yticklabels)(labels)
 
 

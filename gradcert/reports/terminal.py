@@ -129,28 +129,40 @@ def print_comparison(c: Comparison, console: Any = None) -> None:
     columns, split into several tables when there are too many for one."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
     console = console or Console()
     width = console.width
+    verdicts = {r.target: r.verdict for r in c.results}
     for name, lines in c.reasons().items():
-        console.print(f"[bold]{escape(name)}[/]")
+        v = verdicts[name]
+        console.print(f"[bold]{escape(name)}[/]: [bold {COLOUR[v]}]{v.upper()}[/]")
         for line in lines:
             console.print(textwrap.fill(escape(line), width=width, initial_indent="  - ",
                                         subsequent_indent="    "), soft_wrap=True)
     for s in c.sections():
-        first = max(len(row[0].text) for row in s.rows) if s.rows else 8
-        per = max(1, (width - first - 4) // 20)
-        for lo in range(0, len(c.names), per):
-            table = Table(title=s.title, title_justify="left", expand=False,
-                          pad_edge=False, collapse_padding=True)
-            table.add_column(s.head[0], overflow="fold", no_wrap=True)
-            for h in s.head[1 + lo: 1 + lo + per]:
-                table.add_column(h, overflow="fold", max_width=max(12, (width - first) // per - 3))
-            for row in s.rows:
-                cells = [escape(row[0].text)] + [_coloured(x) for x in row[1 + lo: 1 + lo + per]]
-                table.add_row(*cells)
-            console.print(table)
+        lo = 0
+        while lo < len(c.names):
+            hi = lo + 1  # as many engines as fit the width, at least one
+            while hi < len(c.names) and \
+                    console.measure(_table(s, lo, hi + 1, width)).maximum <= width:
+                hi += 1
+            console.print(_table(s, lo, hi, width))
+            lo = hi
+
+
+def _table(s: Any, lo: int, hi: int, width: int) -> Any:
+    """Section ``s`` with the columns of engines ``lo`` to ``hi``; long cells wrap (fold)
+    rather than being cut."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=s.title, title_justify="left", pad_edge=False, collapse_padding=True)
+    table.add_column(s.head[0], overflow="fold")
+    for h in s.head[1 + lo: 1 + hi]:
+        table.add_column(h, overflow="fold", max_width=max(12, width // (hi - lo + 1)))
+    for row in s.rows:
+        table.add_row(escape(row[0].text), *(_coloured(x) for x in row[1 + lo: 1 + hi]))
+    return table
 
 
 def _coloured(cell: Any) -> str:
