@@ -204,7 +204,7 @@ def _worse(a: Sample, b: Sample) -> bool:
     return a.ulps > b.ulps or (math.isnan(b.ulps) and not math.isnan(a.ulps))
 
 
-def worst_of(samples: Iterable[Sample]) -> Sample | None:
+def _worst_of(samples: Iterable[Sample]) -> Sample | None:
     """The worst of ``samples`` (see :func:`_worse`), None if there are none."""
     worst = None
     for s in samples:
@@ -281,7 +281,7 @@ def ops_summary(samples: Iterable[Sample | Mapping[str, Any]]) -> dict[str, dict
             median_ulps=_stat((r.ulps for r in rows), statistics.median),
             max_rel=_stat((r.rel for r in rows), max),
             median_rel=_stat((r.rel for r in rows), statistics.median),
-            worst=worst_of(rows))
+            worst=_worst_of(rows))
     return out
 
 
@@ -429,6 +429,16 @@ class Results:
 
     ``samples`` are :class:`Sample` (dicts are converted); ``ops`` is computed from
     them when there are any.
+
+    >>> r = Results("eng", [
+    ...     PropertyResult("semantics.fan_out", "semantics", outcome="failed", failure={
+    ...         "root_cause": {"op": "tanh", "property": "ops.values", "text": "tanh"}}),
+    ...     PropertyResult("ops.values", "ops", outcome="failed")],
+    ...     samples=[{"op": "tanh", "kind": "value", "ulps": 40.0, "of_bound": 3.0}])
+    >>> [p.id for p in r.failures()], r.failing_ops(), r.levels()["graphs"]
+    (['ops.values', 'semantics.fan_out'], {'tanh'}, 'not run')
+    >>> r.accuracy()[0].max_of_bound
+    3.0
     """
 
     target: str
