@@ -128,7 +128,7 @@ class Comparison:
             for p in r.ordered():
                 frac = figures.error_cells(figures.property_error(p))[0]
                 text = p.outcome + ("" if frac == "—" else f" {frac}")
-                ids.setdefault(p.id, [Cell("—", "not run")] * len(self.results))[i] = Cell(
+                ids.setdefault(p.id, [Cell("not run", "not run")] * len(self.results))[i] = Cell(
                     text, p.outcome)
         return Section("Properties", ["property", *self.names],
                        [[Cell(pid), *cells] for pid, cells in ids.items()],
