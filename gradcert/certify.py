@@ -28,10 +28,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from gradcert.results import PropertyResult, Results, merge_records, ops_summary, read_records
+from gradcert.results import Results, merge_records, ops_summary, read_records
 
 __all__ = ["EXIT_CERTIFIED", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "CertifyError",
-           "Interrupted", "certify", "pytest_args", "render_verdict"]
+           "Interrupted", "certify", "pytest_args"]
 
 EXIT_CERTIFIED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_SAMPLES = 5000  # in results.json, across all properties
@@ -79,48 +79,90 @@ class _XdistCollector(_Collector):
 
 
 class _Progress:
-    """A progress bar over the suite's tests (rich), fed by the controller's reports.
+    """Progress over the suite's tests, fed by the controller's reports: a bar (rich) on
+    a terminal; in a log without a TTY (CI), a line per finished property with its
+    outcome, so a long run is never silent.
 
     It replaces pytest's own progress dots; the verdict table follows it.
     """
 
     def __init__(self, stream: TextIO) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+        self.stream = stream
+        self.bar: Any = None
+        if stream.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
-        self.bar = Progress(TextColumn("{task.description:<34}"), BarColumn(),
-                            MofNCompleteColumn(), TextColumn("{task.fields[failed]}"),
-                            TimeElapsedColumn(), console=Console(file=stream))
-        self.task = self.bar.add_task("collecting the suite", total=None, failed="")
+            self.bar = Progress(TextColumn("{task.description:<34}"), BarColumn(),
+                                MofNCompleteColumn(), TextColumn("{task.fields[failed]}"),
+                                TimeElapsedColumn(), console=Console(file=stream))
+            self.task = self.bar.add_task("collecting the suite", total=None, failed="")
         self.done: set[str] = set()
         self.failed: set[str] = set()
+        self.skipped: set[str] = set()
+        self.left: dict[str, int] = {}  # property id -> its tests not yet finished
+        self.outcome: dict[str, str] = {}
+        self.finished = 0
+        self.t0 = time.perf_counter()
+
+    def live(self) -> Any:
+        """The context the session runs in: the bar's live display, or nothing."""
+        return self.bar if self.bar is not None else contextlib.nullcontext()
+
+    def _collected(self, nodeids: Sequence[str]) -> None:
+        from gradcert.properties.runner import property_id
+
+        if self.left:
+            return  # every xdist worker collects the same tests
+        for nodeid in nodeids:
+            path, _, name = nodeid.partition("::")
+            pid = property_id(path, name)
+            self.left[pid] = self.left.get(pid, 0) + 1
+        if self.bar is not None:
+            self.bar.update(self.task, total=len(nodeids))
 
     def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
-        self.bar.update(self.task, total=len(ids))
+        self._collected(ids)
 
     def pytest_collection_finish(self, session: Any) -> None:
         if session.items:
-            self.bar.update(self.task, total=len(session.items))
+            self._collected([item.nodeid for item in session.items])
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         from gradcert.properties.runner import property_id
 
         if report.failed:
             self.failed.add(report.nodeid)
+        if report.skipped:
+            self.skipped.add(report.nodeid)
         if report.when in ("setup", "call") and not report.failed:
             return  # a test is done at its teardown, or when it fails (a crash has no teardown)
+        if report.nodeid in self.done:
+            return
         self.done.add(report.nodeid)
         path, _, name = report.nodeid.partition("::")
+        pid = property_id(path, name)
         bad = len(self.failed)
-        self.bar.update(self.task, completed=len(self.done),
-                        description=property_id(path, name),
-                        failed=f"{bad} not passed" if bad else "")
+        if self.bar is not None:
+            self.bar.update(self.task, completed=len(self.done), description=pid,
+                            failed=f"{bad} not passed" if bad else "")
+            return
+        test = "failed" if report.nodeid in self.failed else (
+            "unsupported" if report.nodeid in self.skipped else "passed")
+        rank = ("unsupported", "passed", "failed")
+        self.outcome[pid] = max(self.outcome.get(pid, "unsupported"), test, key=rank.index)
+        self.left[pid] = self.left.get(pid, 1) - 1
+        if self.left[pid] <= 0:
+            self.finished += 1
+            print(f"[{self.finished}/{len(self.left)}] {pid}: {self.outcome[pid]} "
+                  f"({time.perf_counter() - self.t0:.0f} s elapsed)",
+                  file=self.stream, flush=True)
 
 
 def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
@@ -206,7 +248,8 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
 
     ``jobs``: pytest-xdist workers (default: the number of cores; 0 runs in this
     process, without crash isolation). ``select``: a pytest ``-k`` expression.
-    ``progress``: a progress bar instead of pytest's own output (with workers).
+    ``progress``: a progress bar (or, without a TTY, a line per finished property)
+    instead of pytest's own output (with workers).
     ``example_timeout``: seconds one example may run (default: the profile's).
     ``path``: the directory a ``module:attr`` target imports from (default: the
     current directory).
@@ -260,7 +303,7 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
               f"{'derandomized' if seed is None else f'seed {seed}'}, {jobs} worker(s), "
               f"out {out}", file=stream)
     with _session_environment(cwd, workdir=out), contextlib.redirect_stdout(stream), \
-            (bar.bar if bar is not None else contextlib.nullcontext()):
+            (bar.live() if bar is not None else contextlib.nullcontext()):
         if quiet:
             args = args + ["-qq", "--no-header"]
         code = int(pytest.main(args, plugins=plugins))
@@ -370,9 +413,8 @@ def _write_reports(results: Results, out: Path) -> None:
     try:
         from gradcert import reports
 
-        doc = results.to_dict()
-        (out / "report.md").write_text(reports.to_markdown(doc), encoding="utf-8")
-        (out / "report.html").write_text(reports.to_html(doc), encoding="utf-8")
+        (out / "report.md").write_text(reports.to_markdown(results), encoding="utf-8")
+        (out / "report.html").write_text(reports.to_html(results), encoding="utf-8")
     except Exception as e:
         print(f"gradcert certify: no report.md/report.html ({type(e).__name__}: {e})",
               file=sys.stderr)
@@ -409,107 +451,3 @@ def _missing(records: list[dict[str, Any]], collector: _Collector) -> list[dict[
                     "outcome": outcome, "failure": failure, "graphs_checked": 0,
                     "duration_s": getattr(rep, "duration", 0.0)})
     return out
-
-
-# -- the verdict table ---------------------------------------------------------
-
-
-def _worst(p: PropertyResult) -> str:
-    w = p.worst or {}
-    try:
-        u = float(w.get("ulps"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return "—"
-    if u != u:
-        return "—"
-    rel = w.get("rel")
-    try:
-        rel_s = f", rel {float(rel):.2g}"  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        rel_s = ""
-    us = "inf" if u == float("inf") else (f"{u:.0f}" if u < 1e6 else f"{u:.2e}")
-    try:
-        tol_s = f", {float(w['of_bound']):.2g} of tol."
-    except (KeyError, TypeError, ValueError):
-        tol_s = ""
-    return f"{us} ulps{rel_s}{tol_s}"
-
-
-def _note(p: PropertyResult) -> str:
-    n = p.notes
-    if p.outcome == "unsupported":
-        return str(n.get("unsupported", ""))[:90]
-    for key in ("second_backward", "relu'(0)", "max_ok_depth", "failed_depth", "seconds"):
-        if key in n:
-            return f"{key}: {n[key]}"
-    return ""
-
-
-def render_verdict(results: Results, out: Path | None = None) -> str:
-    """The verdict table as plain text (what ``certify`` prints, without colour).
-
-    >>> r = Results("gradcert", [PropertyResult("ops.values", "ops", graphs_checked=9)],
-    ...             duration_s=3.0)
-    >>> print(render_verdict(r).splitlines()[-1])
-    verdict: CERTIFIED  (9 graphs checked in 3.0 s, 3.0 graphs/s)
-    """
-    rows = [("property", "outcome", "worst error", "graphs", "note")]
-    for p in results.properties:
-        rows.append((p.id, p.outcome, _worst(p), str(p.graphs_checked), _note(p)))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
-             for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append("")
-    lines.append("levels: " + ", ".join(f"{lv} {st}" for lv, st in results.levels().items()))
-    for p in results.properties:
-        if p.reproducer:
-            lines.append(f"reproducer for {p.id}: {p.reproducer}")
-    if out is not None:
-        lines.append(f"report: {out / 'results.json'}, {out / 'junit.xml'}")
-    rate = results.graphs_per_s
-    lines.append(f"verdict: {results.verdict.upper()}  ({results.graphs_checked} graphs checked "
-                 f"in {results.duration_s:.1f} s"
-                 + (f", {rate:.1f} graphs/s)" if rate is not None else ")"))
-    return "\n".join(lines)
-
-
-def print_verdict(results: Results, out: Path | None = None, stream: TextIO | None = None,
-                  failures: bool = True) -> None:
-    """Print the failure messages, then the verdict table (with colour on a terminal)."""
-    stream = stream or sys.stdout
-    if failures:
-        for p in results.properties:
-            if p.failure and p.failure.get("message"):
-                print(f"\n{p.failure['message']}", file=stream)
-    print("", file=stream)
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        print(render_verdict(results, out), file=stream)
-        return
-    console = Console(file=stream, highlight=False,
-                      width=None if stream.isatty() else 150)
-    colour = {"passed": "green", "failed": "red", "error": "red", "timeout": "red",
-              "unsupported": "yellow", "not run": "dim"}
-    seed = "derandomized" if results.seed is None else f"seed {results.seed}"
-    table = Table(title=f"gradcert certify {results.target} ({results.profile}, {seed})")
-    for col in ("level", "property", "outcome", "worst error", "graphs", "note"):
-        table.add_column(col, justify="right" if col == "graphs" else "left")
-    levels = results.levels()
-    last = None
-    for p in results.properties:
-        lv = f"{p.level} [{colour.get(levels[p.level], '')}]{levels[p.level]}[/]" \
-            if p.level != last else ""
-        last = p.level
-        table.add_row(lv, p.id, f"[{colour.get(p.outcome, '')}]{p.outcome}[/]", _worst(p),
-                      str(p.graphs_checked), _note(p))
-    console.print(table)
-    text = render_verdict(results, out).splitlines()
-    for line in text[text.index("") + 1:]:
-        if line.startswith("verdict:"):
-            c = "green" if results.verdict == "certified" else "red"
-            console.print(f"[bold {c}]{line}[/]")
-        else:
-            console.print(line)

@@ -8,7 +8,6 @@ that selects no property (with a one-line reason), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,20 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_results(path: str) -> dict[str, Any]:
+def load_results(path: str) -> Any:
     """Read a results document, or raise UsageError saying what is wrong with it."""
+    from gradcert.results import Results, ResultsError
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UsageError(f"{path} is not JSON: {e}") from None
-    if not isinstance(doc, dict) or doc.get("schema") != "gradcert.results":
-        raise UsageError(f"{path} is not a gradcert results document "
-                         "(expected a JSON object with \"schema\": \"gradcert.results\")")
-    return doc
+        return Results.load(path)
+    except ResultsError as e:
+        raise UsageError(str(e)) from None
 
 
 def _emit(text: str, output: str | None) -> None:
@@ -91,37 +84,66 @@ def _emit(text: str, output: str | None) -> None:
 def _report(args: argparse.Namespace) -> int:
     from gradcert import reports
 
-    doc = load_results(args.results)
+    results = load_results(args.results)
     if args.format == "json":
-        text = json.dumps(doc, indent=1) + "\n"
+        text = results.to_json(indent=1) + "\n"
     elif args.format == "html":
-        text = reports.to_html(doc)
+        text = reports.to_html(results)
     else:
-        text = reports.to_markdown(doc)
+        text = reports.to_markdown(results)
     _emit(text, args.output)
     return 0
+
+
+def _report_links(paths: list[str], fmt: str, output: str | None) -> list[str | None]:
+    """For each results file, its engine's own report (report.html or report.md beside
+    it), relative to where the comparison is written; None where there is none."""
+    import os
+
+    base = Path(output).resolve().parent if output else Path.cwd()
+    links: list[str | None] = []
+    for p in paths:
+        report = Path(p).resolve().parent / ("report.md" if fmt == "md" else "report.html")
+        links.append(os.path.relpath(report, base) if report.is_file() else None)
+    return links
 
 
 def _compare(args: argparse.Namespace) -> int:
     from gradcert import reports
 
-    comparison = reports.compare([load_results(p) for p in args.results])
+    results = [load_results(p) for p in args.results]
     if args.format == "term" and args.output is None:
-        comparison.print()
+        reports.compare(results).print()
+        return 0
+    comparison = reports.compare(results, _report_links(args.results, args.format, args.output))
+    if args.format == "html":
+        text = comparison.to_html()
+    elif args.format == "md":
+        text = comparison.to_markdown()
     else:
-        _emit(comparison.to_html() if args.format == "html" else comparison.to_markdown(),
-              args.output)
+        text = _terminal_text(comparison)
+    _emit(text, args.output)
     return 0
 
 
+def _terminal_text(comparison: Any) -> str:
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    comparison.print(Console(file=buf, width=80, color_system=None))
+    return buf.getvalue()
+
+
 def _merge(args: argparse.Namespace) -> int:
-    from gradcert.reports.merge import MergeError, merge
+    from gradcert.results import Results, ResultsError
 
     try:
-        merged = merge([load_results(p) for p in args.results])
-    except MergeError as e:
+        merged = Results.merge([load_results(p) for p in args.results])
+    except ResultsError as e:
         raise UsageError(str(e)) from None
-    _emit(json.dumps(merged, indent=1) + "\n", args.output)
+    _emit(merged.to_json(indent=1) + "\n", args.output)
     return 0
 
 
@@ -131,8 +153,8 @@ def _certify(args: argparse.Namespace) -> int:
         CertifyError,
         Interrupted,
         certify,
-        print_verdict,
     )
+    from gradcert.reports.terminal import print_verdict
     from gradcert.settings import SettingError, resolve
 
     try:

@@ -23,8 +23,12 @@ def test_report_html_to_file(tmp_path, capsys):
 
 
 def test_report_json_round_trips(capsys):
+    from gradcert.results import Results
+
     assert main(["report", SAMPLE, "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out) == json.loads(Path(SAMPLE).read_text())
+    out = Results.from_json(capsys.readouterr().out)
+    assert out.to_dict() == Results.load(SAMPLE).to_dict()
+    assert out.ops["mul"]["grad"].count > 0, "per-op figures computed from the samples"
 
 
 @pytest.mark.parametrize("content, message", [
@@ -41,23 +45,32 @@ def test_report_bad_input_exits_2_with_a_message(tmp_path, capsys, content, mess
     assert message in err and str(path) in err and "Traceback" not in err
 
 
-def test_compare_markdown_and_terminal(tmp_path, capsys):
+def test_compare_markdown_html_and_terminal(tmp_path, capsys):
     other = json.loads(Path(SAMPLE).read_text())
     other["target"] = "torch"
-    b = tmp_path / "b.json"
+    engine = tmp_path / "torch"
+    engine.mkdir()
+    b = engine / "results.json"
     b.write_text(json.dumps(other))
+    (engine / "report.html").write_text("<!DOCTYPE html>")
     assert main(["compare", SAMPLE, str(b), "--format", "md"]) == 0
     md = capsys.readouterr().out
-    assert "| mypkg.engine:Value | failed |" in md and "| torch | failed |" in md
-    assert main(["compare", SAMPLE, str(b)]) == 0
-    assert "torch" in capsys.readouterr().out
+    assert "| verdict | ❌ failed | ❌ failed |" in md
+    out = tmp_path / "cmp" / "comparison.html"
+    out.parent.mkdir()
+    assert main(["compare", SAMPLE, str(b), "--format", "html", "-o", str(out)]) == 0
+    page = out.read_text()
+    assert 'href="../torch/report.html"' in page, "a link to each engine's own report"
+    assert main(["compare", SAMPLE, str(b), "--format", "term", "-o", str(tmp_path / "t")]) == 0
+    text = (tmp_path / "t").read_text()
+    assert "torch" in text and max(map(len, text.splitlines())) <= 80
 
 
 def test_merge_writes_one_document(tmp_path):
     out = tmp_path / "m.json"
     assert main(["merge", SAMPLE, SAMPLE, "-o", str(out)]) == 0
     merged = json.loads(out.read_text())
-    assert merged["shards"] == 2 and merged["verdict"] == "failed"
+    assert merged["shards"] == 2 and merged["verdict"] == "failed" and merged["seed"] == [0, 0]
 
 
 def test_merge_of_different_targets_exits_2(tmp_path, capsys):

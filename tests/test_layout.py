@@ -13,10 +13,11 @@ ALLOWED = {
     "engine": set(),
     "oracle": {"graph"},
     "adapters": {"graph"},
-    "properties": {"graph", "oracle", "adapters"},
+    "properties": {"graph", "oracle", "adapters", "results"},
     "check": {"graph", "ops", "oracle", "engine"},  # engine: the Value class for plain floats
     "torch": {"check"},
     "jax": {"check"},
+    "results": set(),
     "reports": {"results"},
     "settings": set(),
 }

@@ -91,6 +91,14 @@ def test_recorder_keeps_the_worst_and_bounds_its_samples():
     assert len(r.samples) < MAX_SAMPLES
 
 
+def test_the_recorded_worst_is_the_largest_fraction_of_its_bound_not_of_ulps():
+    r = Recorder("ops.gradients")
+    r.observe(4.4e18, 1.0, op="tanh", inputs=[20.0], of_bound=0.015)  # tanh'(20) ~ 0
+    r.observe(105.0, 1.3e-14, op="powc", inputs=[1e-100], of_bound=0.12)
+    r.observe(9e18, 1.0, op="tanh", inputs=[30.0])  # no bound: says less
+    assert r.worst["op"] == "powc" and r.worst["of_bound"] == 0.12
+
+
 def _check(tmp_path, adapter, pid, item=None, **profile):
     from dataclasses import replace
 

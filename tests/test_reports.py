@@ -1,185 +1,222 @@
-"""Reports: Markdown golden file, HTML structure and rendering, compare, merge."""
+"""Reports: the Markdown golden file, what each report leads with, failures, HTML
+structure, comparisons. Rendering in a browser is in test_reports_browser.py."""
 
 from __future__ import annotations
 
 import copy
-import json
+import io
 import os
-import shutil
-import subprocess
-import tempfile
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from report_data import synthetic
 
-from gradcert.reports import compare, summarize, to_html, to_markdown
-from gradcert.reports.merge import MergeError, merge
+from gradcert.reports import compare, render_verdict, to_html, to_markdown
+from gradcert.reports.terminal import print_verdict
+from gradcert.results import OUTCOMES, Results
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = Path(__file__).parent / "golden"
 
 
 @pytest.fixture
-def doc():
-    return json.loads((DATA / "results_sample.json").read_text())
+def results():
+    return Results.load(DATA / "results_sample.json")
 
 
-def test_markdown_matches_golden_file(doc):
+# -- Markdown ----------------------------------------------------------------------
+
+
+def test_markdown_matches_golden_file(results):
     # Regenerate after an intended change with: GRADCERT_REGOLD=1 pytest tests/test_reports.py
-    md = to_markdown(doc)
+    md = to_markdown(results)
     golden = GOLDEN / "report.md"
     if os.environ.get("GRADCERT_REGOLD"):
         golden.write_text(md)
     assert md == golden.read_text()
 
 
-def test_markdown_states_verdict_levels_and_failures(doc):
-    md = to_markdown(doc)
+def test_markdown_states_verdict_levels_and_failures(results):
+    md = to_markdown(results)
     assert "**FAILED**" in md.splitlines()[0]
     assert "| robustness | ❌ failed |" in md
     assert "| ops | ✅ passed |" in md
+    assert "| optimizer | · not run |" in md
     assert "robustness.chain_10k" in md and "repro_robustness.chain_10k.py" in md
 
 
-class _Tags(HTMLParser):
+def _row(md: str, first_cell: str) -> list[str]:
+    line = next(ln for ln in md.splitlines() if ln.startswith(f"| {first_cell} |"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_the_primary_figure_is_the_fraction_of_the_bound_and_a_pass_is_never_alarming():
+    md = to_markdown(synthetic())
+    head = _row(md, "property")
+    row = dict(zip(head, _row(md, "`ops.gradients`"), strict=True))
+    # tanh'(20): 4.36e18 ulps off an exact value of ~1.7e-17, well inside the bound
+    assert row["error / bound"] == "0.0021" and row["ulps"] == "exact ≈ 0"
+    assert "e+18" not in md and "inf" not in md.replace("info", "")
+    failed = dict(zip(head, _row(md, "`ops.values`"), strict=True))
+    assert failed["error / bound"] == "2.4e+05", "a finding shows its own size, not a 0"
+    crashed = dict(zip(head, _row(md, "`robustness.chain_10k`"), strict=True))
+    assert crashed["error / bound"] == "—" and crashed["note"] == "see Failures"
+
+
+def test_per_op_rows_show_the_worst_sample_and_mark_failing_ops():
+    md = to_markdown(synthetic())
+    head = _row(md, "op")
+    tanh = _row(md, "❌ **`tanh`**")
+    assert head[4:7] == ["value: max error / bound", "median", "at the max"]
+    assert tanh[4:7] == ["21", "0.4", "487 ulps, 8.9 bits at (0.00390625)"]
+    assert tanh[1:4] == ["0.0021", "0.0021", "exact ≈ 0 at (20.0)"]
+    assert _row(md, "`log`")[1:] == ["0.01", "0.01", "9 ulps, 3.3 bits at (0.5)", "—", "—", "—"]
+
+
+def _block(md: str, pid: str) -> str:
+    start = md.index(f"### `{pid}`")
+    end = md.find("\n### ", start + 1)
+    return md[start:end if end > 0 else None]
+
+
+def test_failures_come_root_cause_first_with_severity_worst_example_and_no_repeats():
+    md = to_markdown(synthetic())
+    assert "## Root causes" in md
+    order = [m.group(1) for m in re.finditer(r"^### `([a-z_.0-9]+)`", md, re.M)]
+    assert order.index("ops.values") < order.index("semantics.fan_out")
+    assert order[-1] == "semantics.fan_out", "a failure another explains comes last"
+    fan = _block(md, "semantics.fan_out")
+    assert "**Caused by `tanh`** (see `ops.values`)" in fan
+    tanh = _block(md, "ops.values")
+    assert "**Severity:** wrong value, 2.4e+05 × the bound" in tanh
+    assert "tanh(1e-300) is 0.0; the oracle says 1e-300" in tanh  # the worst example
+    assert "| value | 0.00390623013190634 | 0.003906230131906374 | 1.4e-17 |" in tanh
+    assert "first wrong node: 1 = tanh(node 0 = 0.00390625)" in tanh
+    lines = [ln for ln in tanh.splitlines() if ln.strip() and not ln.startswith(("```", "|"))]
+    assert len(lines) == len(set(lines)), "no line of a failure block is said twice"
+    assert tanh.count("x0.tanh()") == 1 and tanh.count("ops.values-tanh.py") == 1
+    assert "target: t; profile" not in md, "the run's settings are in the header, once"
+
+
+def test_every_outcome_renders_everywhere():
+    r = synthetic()
+    md, page, text = to_markdown(r), to_html(r), render_verdict(r)
+    for outcome in OUTCOMES:
+        assert outcome in md and outcome in page and outcome in text, outcome
+    assert r.verdict == "failed" and r.levels()["optimizer"] == "not run"
+
+
+# -- the terminal --------------------------------------------------------------------
+
+
+def test_print_verdict_lists_root_causes_first_and_never_reparses_its_text():
+    r = synthetic()
+    out = io.StringIO()
+    print_verdict(r, stream=out)
+    text = out.getvalue()
+    assert text.index("ops.values failed for tanh") < text.index("semantics.fan_out failed")
+    assert "caused by tanh (see ops.values)" in text
+    assert "severity: crash" in text and "verdict: FAILED" in text
+    plain = render_verdict(r)
+    assert "0.0021  exact ≈ 0" in plain and "2.4e+05" in plain
+
+
+# -- HTML ----------------------------------------------------------------------------
+
+
+class Tags(HTMLParser):
+    """Tags, tables (rows per table class), highlighted rows and outside references."""
+
     def __init__(self):
         super().__init__()
         self.tags: list[str] = []
         self.tables: dict[str, int] = {}
-        self.cells: list[str] = []
-        self._in_td = False
+        self.bad_rows: dict[str, int] = {}
         self.external: list[str] = []
+        self._table = ""
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         a = dict(attrs)
         if tag == "table":
-            self.tables[a.get("class", "")] = 0
-            self._table = a.get("class", "")
+            self._table = a.get("class") or ""
+            self.tables[self._table] = 0
+            self.bad_rows[self._table] = 0
         if tag == "tr" and self.tables:
             self.tables[self._table] += 1
+            self.bad_rows[self._table] += a.get("class") == "bad"
         for key in ("src", "href"):
             if a.get(key) and not a[key].startswith(("#", "data:")):
                 self.external.append(a[key])
-        self._in_td = tag == "td"
-
-    def handle_data(self, data):
-        if self._in_td:
-            self.cells.append(data)
 
 
-def test_html_has_tables_plots_and_no_external_resources(doc):
-    page = to_html(doc)
-    p = _Tags()
+def test_html_has_tables_plots_and_no_external_resources(results):
+    page = to_html(results)
+    p = Tags()
     p.feed(page)
     assert {"levels", "properties", "accuracy"} <= set(p.tables)
-    assert p.tables["properties"] == len(doc["properties"]) + 1  # header row + one per property
-    assert p.tags.count("svg") == 3, "two per-op plots and error against size"
-    assert p.external == [] and "http" not in page.split("</style>")[0]
-    assert "failed" in p.cells and "chain_10k" in page
+    assert p.tables["properties"] == len(results.properties) + 1  # header + one per property
+    assert p.tags.count("svg") >= 3, "error per op, against input, against graph size"
+    assert p.external == [] and "<script" not in page and "http" not in page.split("</style>")[0]
+    assert p.bad_rows["properties"] == 1  # chain_10k
 
 
-def test_html_without_samples_says_so(doc):
-    doc.pop("samples")
-    page = to_html(doc)
+def test_html_highlights_failing_ops_and_wraps_long_text():
+    page = to_html(synthetic())
+    p = Tags()
+    p.feed(page)
+    assert p.bad_rows["accuracy"] == 1 and p.tables["accuracy"] == 2 + 2, "two header rows, two ops"
+    assert "white-space:pre-wrap" in page and "overflow-x" not in page
+    assert 'href="#ops.values"' in page and 'id="ops.values"' in page
+
+
+def test_html_without_samples_says_so(results):
+    results.samples = []
+    page = to_html(results)
     assert "No error samples" in page and "<svg" not in page
 
 
-def test_summary_per_op_statistics(doc):
-    s = summarize(doc)
-    mul = next(a for a in s.accuracy if a.op == "mul" and a.kind == "grad")
-    ulps = [x["ulps"] for x in doc["samples"] if x["op"] == "mul" and x["kind"] == "grad"]
-    assert mul.count == len(ulps) and mul.max_ulps == max(ulps)
-    assert s.levels["robustness"] == "failed" and s.levels["ops"] == "passed"
-    assert s.graphs_checked == sum(p.get("graphs_checked", 0) for p in doc["properties"])
+# -- comparison ----------------------------------------------------------------------
 
 
-def test_compare_side_by_side(doc):
-    other = copy.deepcopy(doc)
-    other["target"] = "other"
-    other["verdict"] = "certified"
-    for p in other["properties"]:
-        p["outcome"] = "passed"
-    c = compare([doc, other])
-    rows = c.overview_rows()
-    assert [r[0] for r in rows] == [doc["target"], "other"]
-    assert rows[1][1] == "certified"
+def _engines(results):
+    other = copy.deepcopy(results)
+    other.target = "torch"
+    for p in other.properties:
+        if p.bad:
+            p.outcome, p.failure, p.reproducer = "passed", None, None
+    return [results, other, synthetic()]
+
+
+def test_compare_side_by_side(results):
+    c = compare(_engines(results), links=["a/report.md", None, "c/report.md"])
+    verdicts = c.sections()[0].rows[0]
+    assert [x.text for x in verdicts] == ["verdict", "failed", "certified", "failed"]
     md = c.to_markdown()
-    assert "## Gradient accuracy per op" in md and "other max ulps" in md
-    assert "<table>" in c.to_html()
+    assert "## Gradient accuracy per op" in md and "| op | mypkg.engine:Value | torch |" in md
+    assert "([report](a/report.md))" in md and "([report](c/report.md))" in md
+    assert "caused by tanh: tanh's value is wrong" in md, "reasons per engine"
+    page = c.to_html()
+    p = Tags()
+    p.feed(page)
+    assert {"engines", "verdicts", "properties", "gradient", "value"} <= set(p.tables)
+    assert p.external == ["a/report.md", "c/report.md"]
+    assert 'class="badge failed"' in page and 'class="badge certified"' in page
     with pytest.raises(ValueError, match="at least one"):
         compare([])
 
 
-def test_merge_combines_shards(doc):
-    a = copy.deepcopy(doc)
-    b = copy.deepcopy(doc)
-    b["seed"] = 99
-    for p in a["properties"]:
-        if p["outcome"] == "failed":
-            p["outcome"] = "passed"
-            p.pop("failure", None)
-            p.pop("reproducer", None)
-    m = merge([a, b])
-    assert m["verdict"] == "failed" and m["seed"] == [a["seed"], 99]
-    chain = next(p for p in m["properties"] if p["id"] == "robustness.chain_10k")
-    assert chain["outcome"] == "failed" and "reproducer" in chain
-    assert len(m["samples"]) == 2 * len(doc["samples"])
-    a_only = merge([a])
-    assert a_only["verdict"] == "certified"
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_the_terminal_comparison_fits_80_columns_without_cutting(results, n):
+    from rich.console import Console
 
-
-def test_merge_refuses_different_targets(doc):
-    b = dict(doc, target="else")
-    with pytest.raises(MergeError, match="target"):
-        merge([doc, b])
-    with pytest.raises(MergeError, match="nothing"):
-        merge([])
-
-
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
-
-
-def _render(html_path: Path, shot: Path) -> str:
-    """Render a page in headless Chromium; return what it logged to its console."""
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run(
-            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-             "--window-size=1200,2400", f"--screenshot={shot}", html_path.as_uri()],
-            capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return "\n".join(line for line in proc.stderr.splitlines() if ":CONSOLE" in line)
-
-
-def _ink(png: Path) -> float:
-    """The fraction of the screenshot's pixels that are not white."""
-    import matplotlib.image
-
-    img = matplotlib.image.imread(str(png))
-    rgb = img[..., :3]
-    return float((rgb.min(axis=-1) < 0.95).mean())
-
-
-def test_console_check_catches_a_broken_page(tmp_path):
-    _chromium()
-    bad = tmp_path / "bad.html"
-    bad.write_text("<!DOCTYPE html><p>x</p><script>undefined_fn()</script>")
-    assert "undefined_fn" in _render(bad, tmp_path / "bad.png")
-
-
-def test_html_renders_in_chromium_without_console_errors(doc, tmp_path):
-    _chromium()
-    page = tmp_path / "report.html"
-    page.write_text(to_html(doc))
-    shot = tmp_path / "report.png"
-    console = _render(page, shot)
-    assert console == ""
-    assert shot.exists() and _ink(shot) > 0.02, "the page rendered (nearly) blank"
+    engines = (_engines(results) * 2)[:n]
+    out = io.StringIO()
+    compare(engines).print(Console(file=out, width=80, color_system=None))
+    lines = out.getvalue().splitlines()
+    assert max(map(len, lines)) <= 80, max(lines, key=len)
+    assert "…" not in out.getvalue()
+    for r in engines:
+        assert r.target in out.getvalue()

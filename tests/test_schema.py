@@ -5,9 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
+from report_data import synthetic
 
 from gradcert.cli import main
-from gradcert.reports.merge import merge
+from gradcert.results import Results
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -41,7 +42,17 @@ def test_a_real_certification_validates(tmp_path):
 
 def test_sample_and_merged_documents_validate():
     assert _errors(SAMPLE) == []
-    assert _errors(merge([SAMPLE, SAMPLE])) == []
+    sample = Results.from_dict(SAMPLE)
+    assert _errors(sample.to_dict()) == []
+    assert _errors(Results.merge([sample, sample]).to_dict()) == []
+
+
+def test_severity_root_cause_and_every_outcome_validate():
+    doc = synthetic().to_dict()
+    assert {p["outcome"] for p in doc["properties"]} >= {"crashed", "not run", "timeout"}
+    assert _errors(doc) == []
+    doc["properties"][0]["failure"]["severity"]["class"] = "bad"
+    assert any("severity" in e for e in _errors(doc))
 
 
 @pytest.mark.parametrize("break_it, where", [

@@ -217,7 +217,7 @@ class Mismatch(Finding):
         self.dtype = dtype
         self.ex = ex
         v = self.violations[0]
-        lines = [self._line(graph, w) for w in self.violations[:6]]
+        lines = [self._line(graph, w) for w in self.violations[1:6]]  # [0] is the summary
         if len(self.violations) > 6:
             lines.append(f"... and {len(self.violations) - 6} more")
         lines.append(f"tolerance model: {tol.describe()}")

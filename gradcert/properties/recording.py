@@ -46,10 +46,11 @@ class Recorder:
     def observe(self, ulps: float, rel: float, *, op: str | None = None,
                 kind: str = "grad", inputs: Any = None, nodes: int | None = None,
                 of_bound: float | None = None) -> None:
-        """Note one error; keep it if it is the largest seen, and sample it for the
+        """Note one error; keep it if it is the worst seen (the largest fraction of its
+        bound, or in ulps where there is no bound), and sample it for the
         statistics (every ``k``-th once there are many). ``op`` is None for an error of a
         whole graph of ``nodes`` nodes; ``of_bound`` is the error over its tolerance."""
-        if self.worst is None or _gt(ulps, self.worst["ulps"]):
+        if self.worst is None or _worse(ulps, of_bound, self.worst):
             self.worst = {"ulps": ulps, "rel": rel, "op": op, "kind": kind, "inputs": inputs}
             if of_bound is not None:
                 self.worst["of_bound"] = of_bound
@@ -77,6 +78,15 @@ class Recorder:
                 "graphs_checked": self.graphs_checked, "worst": self.worst,
                 "samples": self.samples, "notes": self.notes, "failure": self.failure,
                 "reproducer": self.reproducer}
+
+
+def _worse(ulps: float, of_bound: float | None, worst: dict[str, Any]) -> bool:
+    old = worst.get("of_bound")
+    if of_bound is not None and old is not None:
+        return _gt(of_bound, old)
+    if (of_bound is None) != (old is None):
+        return old is None  # an error with a bound says more than one without
+    return _gt(ulps, worst["ulps"])
 
 
 def _gt(a: float, b: float) -> bool:

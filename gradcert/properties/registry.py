@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LEVELS", "PROPERTIES", "Property", "by_level", "get"]
+from gradcert.results import LEVELS
 
-LEVELS = ("ops", "graphs", "semantics", "robustness", "optimizer", "models")
+__all__ = ["LEVELS", "PROPERTIES", "Property", "by_level", "get"]
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
-"""Reports from certification results: Markdown, HTML with plots, comparisons.
+"""Reports from certification results: Markdown, HTML with plots, terminal tables,
+comparisons of engines.
 
-Reports read a results document (``results.json``, as a dict) and nothing
-else of gradcert, so they can be made anywhere from the file alone.
+Reports read :class:`gradcert.results.Results` (``Results.load``) and nothing
+else of gradcert, so they can be made anywhere from a ``results.json`` alone.
 """
 
 from gradcert.reports.compare import Comparison, compare
 from gradcert.reports.html import to_html
 from gradcert.reports.markdown import to_markdown
-from gradcert.reports.summary import Summary, summarize
+from gradcert.reports.terminal import print_comparison, print_verdict, render_verdict
 
-__all__ = ["Comparison", "Summary", "compare", "summarize", "to_html", "to_markdown"]
+__all__ = ["Comparison", "compare", "print_comparison", "print_verdict", "render_verdict",
+           "to_html", "to_markdown"]

@@ -2,107 +2,141 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from gradcert.reports.summary import Summary, fmt_num, summarize
+from gradcert.reports import figures
+from gradcert.reports.figures import fmt_num
+from gradcert.results import Results
 
-__all__ = ["to_markdown"]
+__all__ = ["MARK", "to_markdown"]
 
-_MARK = {"passed": "✅ passed", "failed": "❌ failed", "error": "💥 error",
-         "timeout": "⏱ timeout", "unsupported": "➖ unsupported", "not run": "· not run"}
+MARK = {"passed": "✅ passed", "failed": "❌ failed", "error": "💥 error",
+        "crashed": "💥 crashed", "timeout": "⏱ timeout", "unsupported": "➖ unsupported",
+        "not run": "· not run", "incomplete": "◐ incomplete", "certified": "✅ certified"}
 
 
-def _cell(x: Any) -> str:
+def cell(x: Any) -> str:
+    """Text safe inside a Markdown table cell."""
     return str(x).replace("|", "\\|").replace("\n", " ")
 
 
-def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    out += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
+def table(head: list[str], rows: list[list[Any]], right: int = 0) -> list[str]:
+    """A Markdown table; the last ``right`` columns are numbers, aligned right."""
+    align = ["---"] * (len(head) - right) + ["---:"] * right
+    out = ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
+    out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
     return out
 
 
-def header_line(s: Summary) -> str:
-    """The run in one line: profile, seed, graphs checked and their rate."""
-    parts = [f"profile `{s.profile}`", "derandomized" if s.seed is None else f"seed `{s.seed}`",
-             f"{s.graphs_checked} graphs checked"]
-    if s.duration_s is not None:
-        parts.append(f"in {s.duration_s:.1f} s")
-        if s.graphs_per_s is not None:
-            parts.append(f"({s.graphs_per_s:.1f} graphs/s)")
-    if s.engine.get("dtype"):
-        parts.append(f"dtype {s.engine['dtype']}")
-    return " · ".join(parts)
+def _code(text: str, lang: str = "") -> list[str]:
+    return ["```" + lang, text.rstrip(), "```"]
 
 
-def properties_rows(s: Summary, marks: bool = True) -> list[list[Any]]:
-    """One row per property; ``marks`` prefixes outcomes with a symbol."""
+def properties_rows(r: Results) -> list[list[Any]]:
     rows = []
-    for p in s.properties:
-        worst = p.get("worst") or {}
-        rows.append([f"`{p.get('id')}`", p.get("level", "—"),
-                     _MARK.get(str(p.get("outcome")), p.get("outcome")) if marks
-                     else p.get("outcome"),
-                     fmt_num(worst.get("ulps"), "ulps"), fmt_num(worst.get("rel")),
-                     p.get("graphs_checked", "—")])
+    for p in r.ordered():
+        frac, ulps, bits = figures.error_cells(figures.property_error(p))
+        rows.append([f"`{p.id}`", MARK.get(p.outcome, p.outcome), frac, ulps, bits,
+                     figures.note(p) or ("see Failures" if p.bad else ""),
+                     fmt_num(p.graphs_checked, "int")])
     return rows
 
 
-def accuracy_rows(s: Summary) -> list[list[Any]]:
-    return [[f"`{a.op}`", a.kind, a.count, fmt_num(a.max_ulps, "ulps"),
-             fmt_num(a.median_ulps, "ulps"), fmt_num(a.max_rel), fmt_num(a.median_rel),
-             fmt_num(a.max_of_bound), _inputs(a.worst_inputs)] for a in s.accuracy]
+PROPERTIES_HEAD = ["property", "outcome", "error / bound", "ulps", "bits", "note", "graphs"]
 
 
-ACCURACY_HEAD = ["op", "of", "n", "max ulps", "median ulps", "max rel.", "median rel.",
-                 "max error/tolerance", "worst inputs"]
+def accuracy_rows(r: Results) -> list[list[str]]:
+    """One row per op; an op with an error beyond its bound or a failed test is marked."""
+    return [[f"❌ **`{op}`**" if failing else f"`{op}`", *cells]
+            for op, failing, cells in figures.accuracy_rows(r)]
 
 
-def _inputs(x: Any) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, (list, tuple)):
-        return "(" + ", ".join(repr(v) for v in x) + ")"
-    return repr(x)
+def failure_lines(p: Any) -> list[str]:
+    """One failing property as a block: the claim, what was found, the evidence, the
+    worst example, the minimal graph, the reproducer. Prose wraps; only code is fenced."""
+    v = figures.failure_view(p)
+    out = [f"### `{v.id}`: {MARK.get(v.outcome, v.outcome)}", ""]
+    if v.root_cause is not None:
+        where = f" (see `{v.root_cause.property}`)" if v.root_cause.property else ""
+        op = f"`{v.root_cause.op}`" if v.root_cause.op else "another finding"
+        out += [f"**Caused by {op}**{where}: {v.root_cause.text}", ""]
+    if v.severity is not None:
+        out += [f"**Severity:** {v.severity.klass}"
+                + (f", {fmt_num(v.severity.ratio, 'bound')} × the bound"
+                   if v.severity.ratio == v.severity.ratio else ""), ""]
+    if v.claim:
+        out += [f"**Claim:** {v.claim}", ""]
+    out += [f"**Found:** {v.found}", ""]
+    if v.details:
+        out += [f"- {d}" for d in v.details] + [""]
+    if v.evidence:
+        out += table(evidence_head(v), [list(e)[:len(evidence_head(v))] for e in v.evidence])
+        out += [""]
+    if v.worst:
+        out += ["**Worst example found:**", ""] + [f"- {w}" for w in v.worst] + [""]
+        if v.worst_code:
+            out += _code(v.worst_code, "python") + [""]
+    if v.code:
+        out += ["**Minimal graph** (shrunk):", ""] + _code(v.code, "python") + [""]
+    if v.reproducer:
+        out += [f"**Reproducer:** `{v.reproducer}` (exits 1 while the defect is present, "
+                "0 once fixed)", ""]
+    if v.others:
+        out += ["**Also found by this property:**", ""] + [f"- {o}" for o in v.others] + [""]
+    return out
 
 
-def to_markdown(doc: Mapping[str, Any]) -> str:
-    """Render a results document as Markdown.
+def evidence_head(v: figures.FailureView) -> list[str]:
+    """expected, actual, and bound when the failure gives one."""
+    has_bound = any(e[3] != "—" for e in v.evidence)
+    return ["", "expected", "actual", *(["bound"] if has_bound else [])]
 
-    >>> md = to_markdown({"target": "gradcert", "verdict": "certified", "properties": []})
+
+def root_cause_lines(r: Results) -> list[str]:
+    """The findings to fix first, one line each, then those they explain."""
+    fails = r.failures()
+    roots = [p for p in fails if p.is_root_cause]
+    out = [f"{i}. `{p.id}` ({p.outcome}"
+           + (f", {p.severity.klass}" if p.severity else "") + f"): {figures.summary(p)}"
+           for i, p in enumerate(roots, 1)]
+    caused = [p for p in fails if not p.is_root_cause]
+    if caused:
+        out += ["", "Explained by those:", ""]
+        for p in caused:
+            rc = p.root_cause
+            assert rc is not None
+            out.append(f"- `{p.id}`: {rc.text or 'caused by ' + str(rc.op or rc.property)}")
+    return out
+
+
+def to_markdown(r: Results) -> str:
+    """Render results as Markdown.
+
+    >>> from gradcert.results import PropertyResult
+    >>> md = to_markdown(Results("gradcert", [PropertyResult("ops.values", "ops")]))
     >>> md.splitlines()[0]
     '# gradcert certify `gradcert`: **CERTIFIED**'
     """
-    s = summarize(doc)
-    out = [f"# gradcert certify `{s.target}`: **{s.verdict.upper()}**", "", header_line(s), ""]
+    out = [f"# gradcert certify `{r.target}`: **{r.verdict.upper()}**", "",
+           " · ".join(figures.header_parts(r)), ""]
+    if r.failures():
+        out += [f"## {figures.findings_title(r)}", ""] + root_cause_lines(r) + [""]
     out += ["## Levels", ""]
-    out += _table(["level", "status"], [[lv, _MARK.get(st, st)] for lv, st in s.levels.items()])
-    out += ["", "## Properties", ""]
-    out += _table(["property", "level", "outcome", "worst ulps", "worst rel. error", "graphs"],
-                  properties_rows(s))
+    out += table(["level", "status"], [[lv, MARK.get(st, st)] for lv, st in r.levels().items()])
+    out += ["", "## Properties", "", figures.MEANING, ""]
+    out += table(PROPERTIES_HEAD, properties_rows(r), right=1)
     out += ["", "## Accuracy per op", ""]
-    if s.accuracy:
-        out += _table(ACCURACY_HEAD, accuracy_rows(s))
-        out += ["", "An error of many ulps on an exact value near 0 can be well inside the "
-                "tolerance; `max error/tolerance` (1 is the edge of passing) says how close "
-                "each op came to failing."]
+    if r.ops:
+        out += table(figures.ACCURACY_HEAD, accuracy_rows(r))
+        out += ["", "\"At the max\" is the sample with the maximum error over its bound: "
+                "its error in ulps and bits, and its inputs. " + figures.EXACT_NEAR_ZERO]
+        if r.failing_ops():
+            out += ["", "❌ marks an op with an error beyond its bound or a failed op test."]
     else:
         out.append("No per-op accuracy was recorded.")
-    if s.failures:
-        out += ["", "## Failures"]
-        for p in s.failures:
-            out += ["", f"### `{p.get('id')}`: {p.get('outcome')}", ""]
-            if p.get("meaning"):
-                out += [f"_{p['meaning']}_", ""]
-            f = p.get("failure") or {}
-            if f.get("message"):
-                out += ["```", str(f["message"]).rstrip(), "```"]
-            if "expected" in f or "actual" in f:
-                out += ["", f"expected `{f.get('expected')}`, actual `{f.get('actual')}`"]
-            if f.get("code"):
-                out += ["", "Minimal graph:", "", "```python", str(f["code"]).rstrip(), "```"]
-            if p.get("reproducer"):
-                out += ["", f"Reproducer: `{p['reproducer']}` (exits 1 while the defect is "
-                            "present, 0 once fixed)"]
-    return "\n".join(out) + "\n"
+    fails = r.failures()
+    if fails:
+        out += ["", "## Failures", ""]
+        for p in fails:
+            out += failure_lines(p)
+    return "\n".join(out).rstrip() + "\n"

@@ -9,6 +9,7 @@ them.
 
 from pathlib import Path
 
+from gradcert.results import LEVELS
+
 SUITE_DIR = Path(__file__).resolve().parent
-LEVEL_FILES = [SUITE_DIR / f"{level}.py" for level in
-               ("ops", "graphs", "semantics", "robustness", "optimizer", "models")]
+LEVEL_FILES = [SUITE_DIR / f"{level}.py" for level in LEVELS]

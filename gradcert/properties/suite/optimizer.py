@@ -88,7 +88,8 @@ def test_adam(gradcert_check: Any) -> None:
                 bound = 16 * _ulp(e) + LR * (2 * r + 64 * 2.0**-53) * t
                 check.record.observe(abs(new[i] - e) / _ulp(e), abs(new[i] - e) / max(abs(e),
                                                                                       1e-300),
-                                     kind="param", inputs=list(g0.inputs))
+                                     kind="param", inputs=list(g0.inputs),
+                                     of_bound=abs(new[i] - e) / bound)
                 if not (math.isfinite(new[i]) and abs(new[i] - e) <= bound):
                     raise Finding(
                         f"after Adam step {t}, parameter {i} is {fmt(new[i])}; the exact step "
