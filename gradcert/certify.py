@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import random
+import shlex
 import shutil
 import sys
 import time
@@ -106,8 +107,8 @@ class _Progress:
 
 
 def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
-                jobs: int, select: str | None = None, files: Sequence[Path] | None = None
-                ) -> list[str]:
+                jobs: int, select: str | None = None, files: Sequence[Path] | None = None,
+                host: Sequence[str] | None = None) -> list[str]:
     """The pytest command line ``certify`` runs (also useful to run the suite by hand).
 
     >>> args = pytest_args("micrograd", "quick", 3, Path("rep"), 2)
@@ -132,6 +133,8 @@ def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
              f"--gradcert-out={out}"]
     if target:
         args.append(f"--gradcert-target={target}")
+    if host:
+        args.append(f"--gradcert-host={shlex.join(host)}")
     if seed is not None:
         args.append(f"--gradcert-seed={seed}")
     if jobs > 0:
@@ -167,17 +170,20 @@ def _clean_environment(cwd: str) -> Iterator[None]:
 def certify(target: str | None = None, *, profile: str = "quick", seed: int | None = None,
             out: str | Path = "gradcert-report", jobs: int | None = None,
             select: str | None = None, stream: TextIO | None = None,
-            quiet: bool = False, progress: bool = True) -> Results:
+            quiet: bool = False, progress: bool = True,
+            host: Sequence[str] | None = None) -> Results:
     """Certify ``target`` (None: gradcert's engine) and write the report to ``out``.
 
-    ``jobs``: pytest-xdist workers (default: the number of cores; 0 runs in this
-    process, without crash isolation). ``select``: a pytest ``-k`` expression.
+    The engine runs in engine host processes, never in this one or in the
+    workers; ``host``: the command of a host that speaks for an engine itself
+    (docs/host-protocol.md), instead of gradcert's host for ``target``.
+    ``jobs``: pytest-xdist workers (default: the number of cores; 0 runs the
+    judge in this process). ``select``: a pytest ``-k`` expression.
     ``progress``: a progress bar instead of pytest's own output (with workers).
     Raises :class:`CertifyError` for bad usage or an unusable target.
     """
     import pytest
 
-    from gradcert.adapters import TargetError, load_target
     from gradcert.properties.registry import PROPERTIES
     from gradcert.properties.runner import PROFILES
 
@@ -190,22 +196,18 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
     if seed is not None and (type(seed) is not int or seed < 0):
         raise CertifyError(f"the seed must be a non-negative integer, got {seed!r}")
     cwd = os.getcwd()
-    with _clean_environment(cwd):
-        try:  # imported here to fail fast with exit 2; probed only in the workers
-            adapter = load_target(target)
-        except TargetError as e:
-            raise CertifyError(str(e)) from None
-        except Exception as e:
-            raise CertifyError(f"target {target!r}: {type(e).__name__}: {e}") from None
-    if seed is None and not PROFILES[profile].derandomize:
-        seed = random.SystemRandom().randrange(2**32)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("records", "reproducers"):
         shutil.rmtree(out / stale, ignore_errors=True)
-    (out / "engine.json").unlink(missing_ok=True)
+    for stale in ("engine.json", "results.json", "junit.xml", "report.md", "report.html"):
+        (out / stale).unlink(missing_ok=True)  # a run that dies must not leave an old verdict
+    with _clean_environment(cwd):
+        engine = _load_engine(target, host, out / "engine.json")
+    if seed is None and not PROFILES[profile].derandomize:
+        seed = random.SystemRandom().randrange(2**32)
     (out / ".pytest.ini").write_text("[pytest]\n")
-    args = pytest_args(target, profile, seed, out, jobs, select)
+    args = pytest_args(target, profile, seed, out, jobs, select, host=host)
     collector = _Collector()
     plugins: list[Any] = [collector]
     started = datetime.datetime.now(datetime.UTC)
@@ -243,7 +245,7 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
         target=target or "gradcert", properties=props, profile=profile, seed=seed,
         started=started.isoformat(timespec="seconds").replace("+00:00", "Z"),
         duration_s=round(duration, 3), ops=ops_summary(samples), samples=samples,
-        engine=_engine(out, adapter),
+        engine=_engine(out, engine),
     )
     results.write(out / "results.json")
     _write_reports(results, out)
@@ -264,11 +266,27 @@ def _write_reports(results: Results, out: Path) -> None:
               file=sys.stderr)
 
 
-def _engine(out: Path, adapter: Any) -> dict[str, Any]:
+def _load_engine(target: str | None, host: Sequence[str] | None,
+                 known: Path) -> dict[str, Any]:
+    """Load the target in an engine host (never in this process) and probe it once, for
+    every worker: ``engine.json``. :class:`CertifyError` (exit 2) if it cannot be loaded."""
+    from gradcert.properties.engine import LoadError, describe, start_engine
+
+    try:
+        engine = start_engine(target, command=host, known=known)
+    except LoadError as e:
+        raise CertifyError(str(e)) from None
+    try:
+        return describe(engine.info, engine.caps)
+    finally:
+        engine.close()
+
+
+def _engine(out: Path, found: dict[str, Any]) -> dict[str, Any]:
     try:
         return dict(json.loads((out / "engine.json").read_text()))
-    except (OSError, ValueError):  # no worker got as far as loading the engine
-        return {"name": adapter.name, "target": adapter.target, "import": adapter.import_line}
+    except (OSError, ValueError):
+        return found
 
 
 def _missing(records: list[dict[str, Any]], collector: _Collector) -> list[dict[str, Any]]:

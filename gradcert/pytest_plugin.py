@@ -15,14 +15,19 @@ option                   environment         meaning
 ``--gradcert-profile``   GRADCERT_PROFILE    quick (default), ci or thorough
 ``--gradcert-seed``      GRADCERT_SEED       hypothesis seed (an integer)
 ``--gradcert-out``       GRADCERT_OUT        directory for records and reproducers
-``--gradcert-example-    GRADCERT_EXAMPLE_   seconds one example may run (default:
-timeout``                TIMEOUT             the profile's)
+``--gradcert-example-    GRADCERT_EXAMPLE_   CPU seconds the engine may take on one
+timeout``                TIMEOUT             request of an example (default: the
+                                             profile's)
+``--gradcert-host``      GRADCERT_HOST       a command starting an engine host that
+                                             speaks docs/host-protocol.md, instead
+                                             of gradcert's host for the target
 =======================  ==================  ===================================
 
-Fixtures: ``gradcert_config`` (the settings), ``gradcert_adapter`` (the
-target's adapter, loaded once per session) and ``gradcert_check`` (a
-property's context: adapter, profile, recorder). Nothing else happens unless
-a test uses them: the plugin is inert in a session that does not.
+Fixtures: ``gradcert_config`` (the settings), ``gradcert_engine`` (the
+engine under test behind its host process, started once per session, or per
+xdist worker) and ``gradcert_check`` (a property's context: engine, profile,
+recorder). Nothing else happens unless a test uses them: the plugin is inert
+in a session that does not. The engine never runs in the pytest process.
 
 When an output directory is set, each test that used ``gradcert_check``
 appends one JSON line to ``<out>/records/<worker>.jsonl`` as soon as it
@@ -39,7 +44,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["OPTIONS", "config_from"]
+__all__ = ["OPTIONS", "config_from", "host_command"]
 
 OPTIONS = {  # option dest -> (flag, environment variable, help)
     "gradcert_target": ("--gradcert-target", "GRADCERT_TARGET",
@@ -50,8 +55,12 @@ OPTIONS = {  # option dest -> (flag, environment variable, help)
     "gradcert_out": ("--gradcert-out", "GRADCERT_OUT",
                      "directory for per-test records and reproducers"),
     "gradcert_example_timeout": ("--gradcert-example-timeout", "GRADCERT_EXAMPLE_TIMEOUT",
-                                 "seconds one example may run on the engine (default: the "
-                                 "profile's)"),
+                                 "CPU seconds the engine may take on one request of an example "
+                                 "(default: the profile's)"),
+    # the engine host's settings (rows for a settings table)
+    "gradcert_host": ("--gradcert-host", "GRADCERT_HOST",
+                      "a command starting an engine host that speaks the host protocol "
+                      "(docs/host-protocol.md), instead of gradcert's host for the target"),
 }
 
 _RECORDER = pytest.StashKey[Any]()
@@ -108,9 +117,28 @@ def config_from(options: dict[str, str | None]) -> Any:
             raise pytest.UsageError(f"gradcert: the example timeout must be a positive number "
                                     f"of seconds, got {limit!r} (--gradcert-example-timeout / "
                                     f"GRADCERT_EXAMPLE_TIMEOUT)")
-        chosen = replace(chosen, example_time_limit=seconds)
+        chosen = replace(chosen, example_cpu=seconds)
     return Config(target=options.get("gradcert_target") or None, profile=chosen,
-                  seed=seed_n, out=Path(out) if out else None)
+                  seed=seed_n, out=Path(out) if out else None,
+                  host=host_command(options.get("gradcert_host")))
+
+
+def host_command(text: str | None) -> tuple[str, ...] | None:
+    """The argv of ``--gradcert-host`` / ``GRADCERT_HOST`` (shell words); a clear
+    ``pytest.UsageError`` for one that cannot be split.
+
+    >>> host_command("python my_host.py --fast")
+    ('python', 'my_host.py', '--fast')
+    """
+    import shlex
+
+    if text is None or not text.strip():
+        return None
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as e:
+        raise pytest.UsageError(f"gradcert: the host command {text!r} cannot be split into "
+                                f"words: {e} (--gradcert-host / GRADCERT_HOST)") from None
 
 
 def _config(config: pytest.Config) -> Any:
@@ -127,8 +155,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     c = _config(config)
     seed = "derandomized" if c.profile.derandomize else (c.seed if c.seed is not None
                                                          else "random")
-    return [f"gradcert: target={c.target or 'gradcert'} profile={c.profile.name} seed={seed} "
-            f"out={c.out or '-'}"]
+    host = f" host={' '.join(c.host)}" if c.host else ""
+    return [f"gradcert: target={c.target or 'gradcert'}{host} profile={c.profile.name} "
+            f"seed={seed} out={c.out or '-'}"]
 
 
 @pytest.fixture(scope="session")
@@ -138,42 +167,26 @@ def gradcert_config(pytestconfig: pytest.Config) -> Any:
 
 
 @pytest.fixture(scope="session")
-def gradcert_adapter(gradcert_config: Any) -> Any:
-    """The adapter of the target under test, loaded once per session."""
-    from gradcert.adapters import TargetError, load_target
+def gradcert_engine(gradcert_config: Any) -> Any:
+    """The engine under test, behind a host process of its own (see
+    :mod:`gradcert.properties.engine`), started once per session."""
+    from gradcert.properties.engine import LoadError, start_engine
 
+    c = gradcert_config
     try:
-        adapter = load_target(gradcert_config.target)
-    except TargetError as e:
-        pytest.fail(f"gradcert: cannot use target {gradcert_config.target!r}: {e}",
+        engine = start_engine(c.target, command=c.host, cpu=c.profile.example_cpu,
+                              known=c.out / "engine.json" if c.out is not None else None)
+    except LoadError as e:
+        pytest.fail(f"gradcert: cannot use target {c.target or 'gradcert'!r}: {e}",
                     pytrace=False)
-    if gradcert_config.out is not None:
-        _write_engine(gradcert_config.out, adapter)
-    return adapter
-
-
-def _write_engine(out: Any, adapter: Any) -> None:
-    """``<out>/engine.json``: what the engine supports, as a worker found it (probing an
-    engine runs its code, so it happens here, where a crash costs one worker)."""
-    path = out / "engine.json"
-    if path.exists():
-        return
-    caps = adapter.capabilities()
-    info = {"name": adapter.name, "target": adapter.target, "import": adapter.import_line,
-            "dtype": caps.dtype, "ops": sorted(caps.ops),
-            "unsupported_ops": sorted(caps.unsupported), "has_zero_grad": caps.has_zero_grad,
-            "has_adam": caps.has_adam, "functional": getattr(caps, "functional", False),
-            "notes": {str(k): str(v) for k, v in dict(caps.notes).items()}}
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".engine-{os.getpid()}.json"
-    tmp.write_text(json.dumps(info, indent=1))
-    tmp.replace(path)
+    yield engine
+    engine.close()
 
 
 @pytest.fixture
 def gradcert_check(request: pytest.FixtureRequest, gradcert_config: Any,
-                   gradcert_adapter: Any) -> Any:
-    """A property's context: the adapter, the profile, and this test's recorder."""
+                   gradcert_engine: Any) -> Any:
+    """A property's context: the engine, the profile, and this test's recorder."""
     from gradcert.properties.recording import Recorder
     from gradcert.properties.runner import Check, property_id
 
@@ -182,7 +195,7 @@ def gradcert_check(request: pytest.FixtureRequest, gradcert_config: Any,
     item = "-".join(str(v) for v in callspec.params.values()) if callspec else None
     recorder = Recorder(pid, item)
     request.node.stash[_RECORDER] = recorder
-    return Check(gradcert_config, gradcert_adapter, recorder, pid, item)
+    return Check(gradcert_config, gradcert_engine, recorder, pid, item)
 
 
 @pytest.hookimpl(hookwrapper=True)

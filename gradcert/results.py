@@ -10,7 +10,8 @@
      "graphs_checked": 2140, "graphs_per_s": 52.0,
      "levels": {"ops": "passed", ...},
      "properties": [{"id", "level", "meaning",
-                     "outcome": "passed" | "failed" | "unsupported" | "error" | "timeout",
+                     "outcome": "passed" | "failed" | "unsupported" | "error" | "timeout"
+                                | "crashed" | "not run",
                      "graphs_checked", "duration_s",
                      "worst": {"ulps", "rel", "op", "inputs"},
                      "failure": {"message", "expected", "actual", "code", "graph", ...},
@@ -66,10 +67,12 @@ __all__ = [
 
 SCHEMA = "gradcert.results"
 VERSION = 1
-OUTCOMES = ("passed", "failed", "unsupported", "error", "timeout")
-BAD = frozenset({"failed", "error", "timeout"})
-# When several tests make up one property, the worst outcome wins.
-_RANK = {"unsupported": 0, "passed": 1, "timeout": 2, "error": 3, "failed": 4}
+OUTCOMES = ("passed", "failed", "unsupported", "error", "timeout", "crashed", "not run")
+BAD = frozenset({"failed", "error", "timeout", "crashed", "not run"})
+# When several tests make up one property, the worst outcome wins (a property run in
+# part has not been run).
+_RANK = {"unsupported": 0, "passed": 1, "not run": 2, "timeout": 3, "crashed": 4, "error": 5,
+         "failed": 6}
 
 
 class ResultsError(ValueError):
@@ -161,7 +164,7 @@ def level_status(outcomes: Iterable[str]) -> str:
     ('passed', 'failed', 'not run')
     """
     seen = set(outcomes)
-    if not seen:
+    if not seen or seen == {"not run"}:
         return "not run"
     if seen & BAD:
         return "failed"

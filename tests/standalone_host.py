@@ -102,13 +102,15 @@ def num(x):
 
 
 def build(graph, leaves=None):
+    """Nodes arrive as ["leaf", x], [op, [args]] or [op, [args], constant]."""
     given = iter(leaves) if leaves is not None else None
     handles = []
-    for n in graph["nodes"]:
-        if n["op"] == "leaf":
-            handles.append(next(given) if given else leaf(float(n["value"])))
+    for node in graph:
+        if node[0] == "leaf":
+            handles.append(next(given) if given else leaf(float(node[1])))
         else:
-            handles.append(apply(n["op"], [handles[a] for a in n["args"]], n.get("const")))
+            const = node[2] if len(node) > 2 else None
+            handles.append(apply(node[0], [handles[a] for a in node[1]], const))
     return handles
 
 
@@ -127,12 +129,18 @@ def handle(req):
     if op == "run":
         hs = build(req["graph"])
         backward(hs[-1])
-        ls = [h for h, n in zip(hs, req["graph"]["nodes"], strict=True) if n["op"] == "leaf"]
+        ls = [h for h, n in zip(hs, req["graph"], strict=True) if n[0] == "leaf"]
         return {"value": num(hs[-1].data), "grads": [num(x.grad) for x in ls]}
     if op == "forward":
         return {"value": num(build(req["graph"])[-1].data)}
     if op == "build":
         leaves = req.get("leaves")
+        if req.get("free"):
+            given = None if leaves is None else [BUILT[g][i] for g, i in leaves]
+            BUILT.clear()
+            hs = build(req["graph"], given)
+            BUILT[len(BUILT) + 1] = hs
+            return {"graph": len(BUILT)}
         hs = build(req["graph"], None if leaves is None else [BUILT[g][i] for g, i in leaves])
         BUILT[len(BUILT) + 1] = hs
         return {"graph": len(BUILT)}

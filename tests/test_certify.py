@@ -111,15 +111,17 @@ def test_usage_and_import_errors_exit_2(tmp_path, args, says):
     assert not (tmp_path / "gradcert-report" / "results.json").exists()
 
 
-def test_a_worker_that_dies_is_reported_and_the_rest_goes_on(tmp_path):
+def test_an_engine_that_kills_its_process_is_crashed_and_the_rest_goes_on(tmp_path):
     target = engine(tmp_path, "dies", DIES)
     run = certify(tmp_path, target, "-k", "values and (exp or add)", "--seed", "2", "-j", "1")
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
     doc, props = results(tmp_path / "gradcert-report")
     p = props["ops.values"]
-    assert p["outcome"] == "error"
-    assert "died" in p["failure"]["message"]
+    assert p["outcome"] == "crashed"
+    assert "exit code 3" in p["failure"]["message"]  # the engine's own exit, in its host
+    assert p["failure"]["graph"]["nodes"][-1]["op"] == "exp" and p["reproducer"]
     assert p["notes"]["tests"]["add"] == "passed"  # what finished before is kept
+    assert "crashed" in run.stdout
 
 
 HANGS = """
@@ -142,7 +144,7 @@ def test_a_hanging_engine_times_out_and_the_rest_goes_on(tmp_path):
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
     doc, props = results(tmp_path / "gradcert-report")
     p = props["ops.values"]
-    assert p["outcome"] == "timeout" and "longer than 0.5 s" in p["failure"]["message"]
+    assert p["outcome"] == "timeout" and "more than 0.5 s of CPU" in p["failure"]["message"]
     assert p["notes"]["tests"] == {"exp": "timeout", "log": "passed"}
 
 

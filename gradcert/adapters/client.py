@@ -17,10 +17,11 @@ is more than JSON: numbers, strings, lists.
 This is the one way engine code is run on the judge's behalf, with limits;
 the judge itself never imports an engine.
 
+>>> from gradcert.adapters.protocol import wire_graph
 >>> from gradcert.graph import trace
 >>> with HostClient("gradcert") as host:
 ...     info = host.start()
-...     result = host.request("run", graph=trace(lambda x: x * x, [3.0]).to_dict(), cpu=10)
+...     result = host.request("run", graph=wire_graph(trace(lambda x: x * x, [3.0])), cpu=10)
 >>> info.name, result["grads"]
 ('gradcert', [6.0])
 """
@@ -54,6 +55,7 @@ from gradcert.adapters.protocol import (
 
 __all__ = [
     "LOAD_CPU",
+    "Capabilities",
     "PROBE_CPU",
     "EngineFailed",
     "EngineInfo",
@@ -332,9 +334,11 @@ class HostClient:
 
     # -- requests --------------------------------------------------------------
 
-    def request(self, op: str, *, cpu: float, what: str = "", **fields: Any) -> Any:
+    def request(self, op: str, *, cpu: float, what: str = "",
+                raw: dict[str, str] | None = None, **fields: Any) -> Any:
         """Send request ``op`` and wait for its result, the host limited to ``cpu`` seconds
-        of CPU (what it used is then in :attr:`last_cpu`).
+        of CPU (what it used is then in :attr:`last_cpu`); ``raw``: fields given as JSON
+        text (a graph from :func:`~gradcert.adapters.protocol.wire_json`).
 
         Raises :class:`EngineFailed` or :class:`Unsupported` for an error reply,
         :class:`HostTimeout` or :class:`HostCrashed` (the host is killed) otherwise.
@@ -349,7 +353,7 @@ class HostClient:
         rid = self._ids
         done = False
         try:
-            reply = self._exchange({"id": rid, "op": op, **fields}, cpu, what or op)
+            reply = self._exchange({"id": rid, "op": op, **fields}, cpu, what or op, raw)
             done = True
         finally:
             if not done:  # a crash, a timeout, or the judge interrupted: state unknown
@@ -372,8 +376,9 @@ class HostClient:
                            node if type(node) is int else None,
                            str(op_)[:40] if op_ is not None else None)
 
-    def _exchange(self, message: dict[str, Any], cpu: float, what: str) -> dict[str, Any]:
-        out = memoryview(encode(message))
+    def _exchange(self, message: dict[str, Any], cpu: float, what: str,
+                  raw: dict[str, str] | None = None) -> dict[str, Any]:
+        out = memoryview(encode(message, raw))
         start = t0 = time.monotonic()
         cpu0 = base = self._cpu()  # CPU at the start of the request, and of the current step
         wall = wall_ceiling(cpu)

@@ -20,14 +20,10 @@ outcome and starts a fresh one.
 >>> host = Host(-1, -1)
 >>> host.handle({"id": 1, "op": "hello", "version": VERSION, "target": "gradcert"})["ok"]
 True
->>> reply = host.handle({"id": 2, "op": "run", "graph": {
-...     "format": "gradcert.graph", "version": 1,
-...     "nodes": [{"op": "leaf", "value": 3.0}, {"op": "log", "args": [0]}]}})
+>>> reply = host.handle({"id": 2, "op": "run", "graph": [["leaf", 3.0], ["log", [0]]]})
 >>> reply["result"]["grads"]
 [0.3333333333333333]
->>> error = host.handle({"id": 3, "op": "run", "graph": {
-...     "format": "gradcert.graph", "version": 1,
-...     "nodes": [{"op": "leaf", "value": -1.0}, {"op": "log", "args": [0]}]}})["error"]
+>>> error = host.handle({"id": 3, "op": "run", "graph": [["leaf", -1.0], ["log", [0]]]})["error"]
 >>> error["kind"], error["message"], error["node"], error["op"]
 ('engine', 'the engine raised ValueError: log(-1.0): log needs a positive input', 1, 'log')
 """
@@ -35,10 +31,11 @@ True
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple, cast
 
 from gradcert.adapters import registry
 from gradcert.adapters.base import (
@@ -61,7 +58,7 @@ from gradcert.adapters.protocol import (
     receive,
     send,
 )
-from gradcert.graph import Graph, GraphError
+from gradcert.graph import OPS, Graph, Node
 
 __all__ = ["RECURSION_LIMIT", "Host", "main"]
 
@@ -92,7 +89,8 @@ class Host:
         """Answer requests until ``exit`` or the judge closes the pipe; the exit code."""
         while True:
             try:
-                message = receive(self.rfd)
+                with _gc_paused():  # the host's own garbage, not the engine's
+                    message = receive(self.rfd)
             except EOFError:
                 return 0
             except ProtocolError as e:
@@ -185,8 +183,8 @@ class Host:
                 "functional": caps.functional,
                 "notes": {str(k): str(v) for k, v in dict(caps.notes).items()}}
 
-    def _run(self, m: dict[str, Any]) -> dict[str, Any]:
-        graph = _graph(m)
+    def _run(self, m: dict[str, Any], graph: Graph | None = None) -> dict[str, Any]:
+        graph = graph or _graph(m)
         run = self._adapter().run(graph)
         with _at(graph.output, "read"):
             value = number(_number(run.value, "value"))
@@ -196,7 +194,7 @@ class Host:
     def _forward(self, m: dict[str, Any]) -> dict[str, Any]:
         graph, a = _graph(m), self._adapter()
         if isinstance(a, FunctionalAdapter):
-            return {"value": self._run(m)["value"]}
+            return {"value": self._run(m, graph)["value"]}
         out = a.build(graph)[-1]
         with _at(graph.output, "read"):
             return {"value": number(_number(a.value(out), "value"))}
@@ -207,6 +205,8 @@ class Host:
         given = None if leaves is None else [self._handle(r) for r in leaves]
         if given is not None and len(given) != len(graph.leaves):
             raise _BadRequest(f"{len(given)} leaf handles for {len(graph.leaves)} leaves")
+        if m.get("free"):  # the judge is done with every graph built before
+            self.built.clear()
         handles = self._adapter().build(graph, given)
         self.next_built += 1
         self.built[self.next_built] = handles
@@ -274,11 +274,78 @@ class Host:
         return built[ref[1]]
 
 
+class _Node(NamedTuple):
+    op: str
+    args: tuple[int, ...]
+    const: float | None
+    value: float | None
+
+
+class _Wire:
+    """A graph as it came over the pipe: what adapters read of a
+    :class:`~gradcert.graph.Graph` (``nodes``, ``leaves``, ``inputs``, ``output``), checked
+    for shape but without Graph's per-node validation, which costs more than the engine
+    on a chain of 100,000 nodes."""
+
+    def __init__(self, raw: Any) -> None:
+        if not isinstance(raw, list) or not raw:
+            raise _BadRequest("'graph' must be a non-empty list of nodes")
+        nodes: list[_Node] = []
+        leaves: list[int] = []
+        for i, x in enumerate(raw):
+            try:
+                op = x[0]
+                if op == "leaf":
+                    nodes.append(_Node("leaf", (), None, float(x[1])))
+                    leaves.append(i)
+                    continue
+                row = OPS[op]
+                args = tuple(x[1])
+                const = float(x[2]) if row.has_const else None
+            except (KeyError, IndexError, TypeError, ValueError):
+                raise _BadRequest(f"graph node {i}: {str(x)[:80]} is not a node") from None
+            if len(args) != row.arity or not all(type(a) is int and 0 <= a < i for a in args):
+                raise _BadRequest(f"graph node {i}: {op} of {list(args)}: wrong arguments")
+            nodes.append(_Node(op, args, const, None))
+        self.nodes = nodes
+        self.leaves = tuple(leaves)
+        self.output = len(nodes) - 1
+
+    @property
+    def inputs(self) -> tuple[float, ...]:
+        return tuple(self.nodes[i].value for i in self.leaves)  # type: ignore[misc]
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __getattr__(self, name: str) -> Any:
+        # anything else an adapter asks of its graph: the real Graph, made once
+        if name.startswith("__"):
+            raise AttributeError(name)
+        real = self.__dict__.get("_real")
+        if real is None:
+            real = self.__dict__["_real"] = Graph(tuple(Node(*n) for n in self.nodes))
+        return getattr(real, name)
+
+
 def _graph(m: dict[str, Any]) -> Graph:
+    """The request's graph (taken out of it, so the raw lists are freed before the engine
+    runs: the collector would go through them at every pass)."""
+    with _gc_paused():
+        return cast(Graph, _Wire(m.pop("graph", None)))
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The collector off while the host parses a message: a 100,000-node graph is 200,000
+    lists that are garbage at once. Whatever state the engine left it in is restored."""
+    was = gc.isenabled()
+    gc.disable()
     try:
-        return Graph.from_dict(m.get("graph"))
-    except GraphError as e:
-        raise _BadRequest(f"'graph': {e}") from None
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _refs(m: dict[str, Any]) -> Sequence[Any]:
