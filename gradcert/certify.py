@@ -43,12 +43,32 @@ class CertifyError(Exception):
     """Bad usage, or a target that cannot be imported or adapted (exit code 2)."""
 
 
-@dataclass
+def _optional_hook(f: Any) -> Any:
+    """Mark ``f`` as a hook of a plugin that may be absent (xdist's, under -j 0)."""
+    import pytest
+
+    return pytest.hookimpl(optionalhook=True)(f)
+
+
+@dataclass(eq=False)
 class _Collector:
-    """Sees every test report in the controlling process, including a crashed worker's."""
+    """Sees every test report in the controlling process, including a crashed worker's,
+    and which tests the session was to run."""
 
     reports: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    collected: list[str] = field(default_factory=list)
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        self._saw([item.nodeid for item in session.items])
+
+    @_optional_hook
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
+        self._saw(ids)
+
+    def _saw(self, ids: Sequence[str]) -> None:
+        known = set(self.collected)
+        self.collected += [i for i in ids if i not in known]
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         # the call, a setup that did not pass, any failure (a crash reports as "???")
@@ -203,7 +223,7 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
     for stale in ("engine.json", "results.json", "junit.xml", "report.md", "report.html"):
         (out / stale).unlink(missing_ok=True)  # a run that dies must not leave an old verdict
     with _clean_environment(cwd):
-        engine = _load_engine(target, host, out / "engine.json")
+        engine = _load_engine(target, host, out / "engine.json")  # in a host, limited
     if seed is None and not PROFILES[profile].derandomize:
         seed = random.SystemRandom().randrange(2**32)
     (out / ".pytest.ini").write_text("[pytest]\n")
@@ -218,7 +238,8 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
         # pytest's terminal reporter (and its --tb/-r options) gives way to the bar
         args = [a for a in args if a not in ("--tb=no", "-rN")] + ["-p", "no:terminal"]
         plugins.append(bar)
-        print(f"gradcert certify {target or 'gradcert'}: profile {profile}, "
+        print(f"gradcert certify {target or (shlex.join(host) if host else 'gradcert')}: "
+              f"profile {profile}, "
               f"{'derandomized' if seed is None else f'seed {seed}'}, {jobs} worker(s), "
               f"out {out}", file=stream)
     with _clean_environment(cwd), contextlib.redirect_stdout(stream), \
@@ -234,20 +255,23 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
         raise CertifyError("the suite could not be collected: " + collector.errors[0][:2000])
     records = read_records(sorted((out / "records").glob("*.jsonl"))) \
         if (out / "records").is_dir() else []
-    records += _missing(records, collector)
+    records += _missing(records, collector, select)
+    _write_junit_not_run(out / "junit.xml", records)
     order = list(PROPERTIES)
     props = merge_records(records, {p: PROPERTIES[p].meaning for p in PROPERTIES})
     props.sort(key=lambda p: (order.index(p.id) if p.id in order else len(order), p.id))
     samples = [s for r in records for s in (r.get("samples") or [])]
     if len(samples) > MAX_SAMPLES:
         samples = samples[:: len(samples) // MAX_SAMPLES + 1]
+    name = target or (f"host: {shlex.join(host)}" if host else "gradcert")
     results = Results(
-        target=target or "gradcert", properties=props, profile=profile, seed=seed,
+        target=name, properties=props, profile=profile, seed=seed,
         started=started.isoformat(timespec="seconds").replace("+00:00", "Z"),
         duration_s=round(duration, 3), ops=ops_summary(samples), samples=samples,
         engine=_engine(out, engine),
     )
-    results.write(out / "results.json")
+    tmp = results.write(out / ".results.json.tmp")  # whole or not at all
+    tmp.replace(out / "results.json")
     _write_reports(results, out)
     return results
 
@@ -269,11 +293,19 @@ def _write_reports(results: Results, out: Path) -> None:
 def _load_engine(target: str | None, host: Sequence[str] | None,
                  known: Path) -> dict[str, Any]:
     """Load the target in an engine host (never in this process) and probe it once, for
-    every worker: ``engine.json``. :class:`CertifyError` (exit 2) if it cannot be loaded."""
+    every worker: ``engine.json``. :class:`CertifyError` (exit 2) if it cannot be loaded.
+    ``GRADCERT_LOAD_TIMEOUT`` (CPU seconds) limits the loading, as in the workers."""
+    import pytest
+
     from gradcert.properties.engine import LoadError, describe, start_engine
+    from gradcert.pytest_plugin import cpu_seconds
 
     try:
-        engine = start_engine(target, command=host, known=known)
+        load_cpu = cpu_seconds(os.environ.get("GRADCERT_LOAD_TIMEOUT"), "load timeout")
+    except pytest.UsageError as e:
+        raise CertifyError(str(e).removeprefix("gradcert: ")) from None
+    try:
+        engine = start_engine(target, command=host, known=known, load_cpu=load_cpu)
     except LoadError as e:
         raise CertifyError(str(e)) from None
     try:
@@ -289,8 +321,13 @@ def _engine(out: Path, found: dict[str, Any]) -> dict[str, Any]:
         return found
 
 
-def _missing(records: list[dict[str, Any]], collector: _Collector) -> list[dict[str, Any]]:
-    """Records for tests that reported but wrote none (a crashed worker, a setup error)."""
+def _missing(records: list[dict[str, Any]], collector: _Collector,
+             select: str | None) -> list[dict[str, Any]]:
+    """Records for every test the session was to run that wrote none: ``crashed`` (its
+    worker died), ``error`` or ``timeout`` (the judge failed), and ``not run`` for the
+    ones never reported (the session was interrupted, or xdist gave up on crashing
+    workers). Without a selection, every property of the registry gets an outcome."""
+    from gradcert.properties.registry import PROPERTIES
     from gradcert.properties.runner import property_id
 
     done = {r.get("nodeid") for r in records}
@@ -298,21 +335,78 @@ def _missing(records: list[dict[str, Any]], collector: _Collector) -> list[dict[
     for nodeid, rep in collector.reports.items():
         if nodeid in done:
             continue
-        path, _, name = nodeid.partition("::")
         text = str(rep.longrepr or "")
         outcome = "passed" if rep.passed else "unsupported" if rep.skipped else (
+            "crashed" if "crashed" in text[:500] else
             "timeout" if "Timeout" in text[:2000] else "error")
         failure = None
-        if outcome in ("error", "timeout"):
-            crashed = "crashed" in text[:500]
-            failure = {"message": ("the worker process died while running this test "
-                                   "(the engine crashed the interpreter?)\n" if crashed else "")
-                       + text[-3000:]}
-        item = name.split("[", 1)[1].rstrip("]") if "[" in name else None
-        out.append({"id": property_id(path, name), "item": item, "nodeid": nodeid,
-                    "outcome": outcome, "failure": failure, "graphs_checked": 0,
-                    "duration_s": getattr(rep, "duration", 0.0)})
+        if outcome == "crashed":
+            failure = {"message": "the worker process running this test died (gradcert's "
+                                  "judge, not the engine, which runs in a host of its own)"
+                                  "\n" + text[-3000:]}
+        elif outcome in ("error", "timeout"):
+            failure = {"message": text[-3000:]}
+        out.append(_record(nodeid, outcome, failure, getattr(rep, "duration", 0.0)))
+    reported = done | set(collector.reports)
+    for nodeid in collector.collected:
+        if nodeid not in reported:
+            out.append(_record(nodeid, "not run", {
+                "message": "not run: the session ended before this test ran (interrupted, "
+                           "or the workers kept dying)"}, 0.0))
+    if select is None:
+        have = {r["id"] for r in records + out}
+        for pid in PROPERTIES:
+            if pid not in have:
+                level, name = pid.split(".", 1)
+                out.append(_record(f"{level}.py::test_{name}", "not run", {
+                    "message": "not run: the suite never got to this property"}, 0.0))
+    for r in out:
+        r["id"] = property_id(*r["nodeid"].partition("::")[::2])
     return out
+
+
+def _record(nodeid: str, outcome: str, failure: dict[str, Any] | None,
+            duration: float) -> dict[str, Any]:
+    name = nodeid.partition("::")[2]
+    item = name.split("[", 1)[1].rstrip("]") if "[" in name else None
+    return {"id": "", "item": item, "nodeid": nodeid, "outcome": outcome, "failure": failure,
+            "graphs_checked": 0, "duration_s": duration}
+
+
+def _write_junit_not_run(path: Path, records: list[dict[str, Any]]) -> None:
+    """Add to pytest's junit.xml (or write one) a test case for every test that has no
+    report there: not run, or lost with a crashed worker. Each is an error, so CI sees
+    it."""
+    import xml.etree.ElementTree as ET
+
+    missing = [r for r in records if r["outcome"] in ("not run", "crashed")]
+    try:
+        tree = ET.parse(path)
+        root = tree.getroot()
+    except (OSError, ET.ParseError):
+        root = ET.Element("testsuites")
+        ET.SubElement(root, "testsuite", name="gradcert")
+        tree = ET.ElementTree(root)
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    if suite is None:
+        suite = ET.SubElement(root, "testsuite", name="gradcert")
+    present = {(c.get("classname"), c.get("name")) for c in suite.iter("testcase")}
+    added = 0
+    for r in missing:
+        path_, _, name = r["nodeid"].partition("::")
+        classname = path_.removesuffix(".py").replace("/", ".")
+        if (classname, name) in present:
+            continue
+        case = ET.SubElement(suite, "testcase", classname=classname, name=name, time="0")
+        message = (r.get("failure") or {}).get("message", r["outcome"])
+        ET.SubElement(case, "error", type=r["outcome"], message=message[:200]).text = message
+        added += 1
+    if added:
+        suite.set("errors", str(int(suite.get("errors", "0")) + added))
+        suite.set("tests", str(int(suite.get("tests", "0")) + added))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tree.write(tmp, encoding="utf-8", xml_declaration=True)
+    tmp.replace(path)
 
 
 # -- the verdict table ---------------------------------------------------------
@@ -343,7 +437,10 @@ def _note(p: PropertyResult) -> str:
     n = p.notes
     if p.outcome == "unsupported":
         return str(n.get("unsupported", ""))[:90]
-    for key in ("second_backward", "relu'(0)", "max_ok_depth", "failed_depth", "seconds"):
+    if p.outcome != "passed" and p.failure:  # why, in a line: the engine's own message
+        why = str(p.failure.get("summary") or p.failure.get("message") or "")
+        return why.strip().splitlines()[0][:90] if why.strip() else ""
+    for key in ("second_backward", "relu'(0)", "max_ok_depth", "failed_depth", "cpu_seconds"):
         if key in n:
             return f"{key}: {n[key]}"
     return ""
@@ -396,7 +493,7 @@ def print_verdict(results: Results, out: Path | None = None, stream: TextIO | No
     console = Console(file=stream, highlight=False,
                       width=None if stream.isatty() else 150)
     colour = {"passed": "green", "failed": "red", "error": "red", "timeout": "red",
-              "unsupported": "yellow", "not run": "dim"}
+              "crashed": "red", "unsupported": "yellow", "not run": "red"}
     seed = "derandomized" if results.seed is None else f"seed {results.seed}"
     table = Table(title=f"gradcert certify {results.target} ({results.profile}, {seed})")
     for col in ("level", "property", "outcome", "worst error", "graphs", "note"):

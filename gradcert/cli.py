@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
                            "no crash isolation) [env GRADCERT_JOBS]")
     cert.add_argument("-k", dest="select", default=None, metavar="EXPR",
                       help="run only the properties matching this pytest -k expression")
+    cert.add_argument("--host", default=None, metavar="CMD",
+                      help="certify the engine behind CMD, an engine host that speaks "
+                           "docs/host-protocol.md (an engine in another language) "
+                           "[env GRADCERT_HOST]")
 
     rep = sub.add_parser("report", help="render a results.json as Markdown, HTML or JSON")
     rep.add_argument("results", help="a results.json written by gradcert certify")
@@ -143,14 +147,27 @@ def _certify(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed and -j take integers, got seed={seed!r}, jobs={jobs!r}") \
             from None
     out = Path(args.out or env("GRADCERT_OUT") or "gradcert-report")
+    host = _host_command(args.host or env("GRADCERT_HOST"))
     try:
         results = certify(args.target or env("GRADCERT_TARGET") or None,
                           profile=args.profile or env("GRADCERT_PROFILE") or "quick",
-                          seed=seed_n, out=out, jobs=jobs_n, select=args.select)
+                          seed=seed_n, out=out, jobs=jobs_n, select=args.select, host=host)
     except CertifyError as e:
         raise UsageError(str(e)) from None
     print_verdict(results, out.resolve())
     return 0 if results.verdict == "certified" else 1
+
+
+def _host_command(text: str | None) -> list[str] | None:
+    """``--host CMD`` as argv (shell words); UsageError if it cannot be split."""
+    import shlex
+
+    if not text or not text.strip():
+        return None
+    try:
+        return shlex.split(text)
+    except ValueError as e:
+        raise UsageError(f"--host {text!r}: {e}") from None
 
 
 def _demo(args: argparse.Namespace) -> int:

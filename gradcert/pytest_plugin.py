@@ -21,6 +21,8 @@ timeout``                TIMEOUT             request of an example (default: the
 ``--gradcert-host``      GRADCERT_HOST       a command starting an engine host that
                                              speaks docs/host-protocol.md, instead
                                              of gradcert's host for the target
+``--gradcert-load-       GRADCERT_LOAD_      CPU seconds the host may take to load
+timeout``                TIMEOUT             the target (default 120)
 =======================  ==================  ===================================
 
 Fixtures: ``gradcert_config`` (the settings), ``gradcert_engine`` (the
@@ -44,7 +46,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["OPTIONS", "config_from", "host_command"]
+__all__ = ["OPTIONS", "config_from", "cpu_seconds", "host_command"]
 
 OPTIONS = {  # option dest -> (flag, environment variable, help)
     "gradcert_target": ("--gradcert-target", "GRADCERT_TARGET",
@@ -61,6 +63,9 @@ OPTIONS = {  # option dest -> (flag, environment variable, help)
     "gradcert_host": ("--gradcert-host", "GRADCERT_HOST",
                       "a command starting an engine host that speaks the host protocol "
                       "(docs/host-protocol.md), instead of gradcert's host for the target"),
+    "gradcert_load_timeout": ("--gradcert-load-timeout", "GRADCERT_LOAD_TIMEOUT",
+                              "CPU seconds the engine host may take to load the target "
+                              "(default 120)"),
 }
 
 _RECORDER = pytest.StashKey[Any]()
@@ -107,20 +112,33 @@ def config_from(options: dict[str, str | None]) -> Any:
                                 f"(--gradcert-seed / GRADCERT_SEED)") from None
     out = options.get("gradcert_out")
     chosen = PROFILES[profile]
-    limit = options.get("gradcert_example_timeout")
-    if limit not in (None, ""):
-        try:
-            seconds = float(str(limit))
-        except ValueError:
-            seconds = -1.0
-        if not seconds > 0:
-            raise pytest.UsageError(f"gradcert: the example timeout must be a positive number "
-                                    f"of seconds, got {limit!r} (--gradcert-example-timeout / "
-                                    f"GRADCERT_EXAMPLE_TIMEOUT)")
+    seconds = cpu_seconds(options.get("gradcert_example_timeout"), "example timeout")
+    if seconds is not None:
         chosen = replace(chosen, example_cpu=seconds)
     return Config(target=options.get("gradcert_target") or None, profile=chosen,
                   seed=seed_n, out=Path(out) if out else None,
-                  host=host_command(options.get("gradcert_host")))
+                  host=host_command(options.get("gradcert_host")),
+                  load_cpu=cpu_seconds(options.get("gradcert_load_timeout"), "load timeout"))
+
+
+def cpu_seconds(text: str | None, what: str) -> float | None:
+    """A positive number of CPU seconds from an option or variable (None if unset).
+
+    >>> cpu_seconds("2.5", "example timeout"), cpu_seconds(None, "example timeout")
+    (2.5, None)
+    """
+    if text in (None, ""):
+        return None
+    try:
+        seconds = float(str(text))
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        flag = what.replace(" ", "-")
+        raise pytest.UsageError(f"gradcert: the {what} must be a positive number of seconds, "
+                                f"got {text!r} (--gradcert-{flag} / "
+                                f"GRADCERT_{flag.upper().replace('-', '_')})")
+    return seconds
 
 
 def host_command(text: str | None) -> tuple[str, ...] | None:
@@ -175,7 +193,8 @@ def gradcert_engine(gradcert_config: Any) -> Any:
     c = gradcert_config
     try:
         engine = start_engine(c.target, command=c.host, cpu=c.profile.example_cpu,
-                              known=c.out / "engine.json" if c.out is not None else None)
+                              known=c.out / "engine.json" if c.out is not None else None,
+                              load_cpu=c.load_cpu)
     except LoadError as e:
         pytest.fail(f"gradcert: cannot use target {c.target or 'gradcert'!r}: {e}",
                     pytrace=False)

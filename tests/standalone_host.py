@@ -82,6 +82,8 @@ OPS = ["add", "sub", "mul", "div", "addc", "raddc", "subc", "rsubc", "mulc", "rm
 
 
 def backward(out):
+    """Reverse mode from ``out``: leaf gradients accumulate (a second backward doubles
+    them); intermediate adjoints live only during the call."""
     order, seen, stack = [], set(), [(out, False)]
     while stack:
         v, done = stack.pop()
@@ -91,10 +93,13 @@ def backward(out):
             seen.add(id(v))
             stack.append((v, True))
             stack.extend((c, False) for c in v.children)
-    out.grad += 1.0
+    adj = {id(out): 1.0}
     for v in reversed(order):
+        a = adj.get(id(v), 0.0)
+        if not v.children:
+            v.grad += a
         for c, d in zip(v.children, v.local, strict=True):
-            c.grad += d * v.grad
+            adj[id(c)] = adj.get(id(c), 0.0) + d * a
 
 
 def num(x):

@@ -193,3 +193,26 @@ def test_pytorch_is_certified(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     doc, props = results(tmp_path / "gradcert-report")
     assert doc["verdict"] == "certified"
+
+
+STANDALONE = Path(__file__).resolve().parent / "standalone_host.py"
+
+
+def test_an_engine_behind_a_host_of_its_own_is_certified_through_the_protocol(tmp_path):
+    host = f"{sys.executable} {STANDALONE}"
+    run = certify(tmp_path, "--host", host, "--seed", "4", "-j", "2")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    doc, props = results(tmp_path / "gradcert-report")
+    assert doc["verdict"] == "certified" and doc["engine"]["name"] == "standalone"
+    assert props["optimizer.adam"]["notes"]["optimizer"] == "gradcert's Adam"
+    bad = certify(tmp_path, "--host", host + " --bug exp", "-k", "gradients and exp",
+                  "--seed", "4", "-j", "1", "--out", "bad")
+    assert bad.returncode == 1, bad.stdout[-3000:] + bad.stderr[-3000:]
+    doc, props = results(tmp_path / "bad")
+    p = props["ops.gradients"]
+    assert p["outcome"] == "failed"
+    script = tmp_path / p["reproducer"]  # it speaks the protocol to the host itself
+    assert "HOST_COMMAND" in script.read_text() and "gradcert" not in script.read_text(
+        ).split('"""', 2)[2]
+    assert subprocess.run([sys.executable, str(script)], cwd=tmp_path,
+                          capture_output=True).returncode == 1

@@ -241,12 +241,14 @@ def describe(info: EngineInfo, caps: Capabilities) -> dict[str, Any]:
 
 def start_engine(target: str | None = None, *, command: Sequence[str] | None = None,
                  cpu: float = DEFAULT_CPU, known: Path | None = None,
-                 path: str | None = None) -> Engine:
+                 path: str | None = None, load_cpu: float | None = None) -> Engine:
     """A host for ``target`` (or the host ``command`` starts), loaded and asked what it
     supports. ``known``: an engine.json another process wrote for this target (certify's
     controller probes once for every worker); it is written there when missing.
+    ``load_cpu``: CPU seconds to load the target (default: the client's).
     Raises :class:`LoadError` when the target cannot be loaded."""
-    client = HostClient(target, command=command, path=path)
+    client = HostClient(target, command=command, path=path,
+                        **({"load_cpu": load_cpu} if load_cpu else {}))
     try:
         info = client.start()
         caps = _known(known, info)

@@ -26,8 +26,9 @@ from typing import Any
 
 from gradcert.graph import OPS, Graph
 
-__all__ = ["build_source", "chain_body", "domain_body", "dtype_body", "isolated_body",
-           "kink_body", "oracle_body", "script", "second_backward_body", "write"]
+__all__ = ["build_source", "chain_body", "domain_body", "dtype_body", "host_prelude",
+           "isolated_body", "kink_body", "oracle_body", "script", "second_backward_body",
+           "write"]
 
 MAX_INLINE = 2000  # graphs larger than this are written as data plus a small interpreter
 
@@ -333,8 +334,107 @@ def write(check: Any, f: Any, path: Path, outcome: str | None = None) -> Path:
 
 
 def prelude(check: Any) -> str:
-    """The engine's reproducer prelude, as its host gave it."""
-    return str(check.engine.info.prelude or "")
+    """The engine's reproducer prelude, as its host gave it; for a host that gives none
+    (one in another language), :func:`host_prelude` for the host's command."""
+    given = str(check.engine.info.prelude or "")
+    if given.strip() or not check.config.host:
+        return given
+    return host_prelude(list(check.config.host), check.config.target)
+
+
+_HOST_PRELUDE = '''import json
+import struct
+import subprocess
+
+HOST_COMMAND = {command!r}
+TARGET = {target!r}
+_TAPE = []  # every node recorded so far: ["leaf", x], [op, [args]] or [op, [args], c]
+_HOST = []  # the host process and its pipes, started on first use
+_BUILT = []  # (tape length, graph id) of the last graph the host built
+
+
+def _call(op, **fields):
+    """One request to the engine's host (docs/host-protocol.md); its result."""
+    if not _HOST:
+        r1, w1 = os.pipe()
+        r2, w2 = os.pipe()
+        env = dict(os.environ, GRADCERT_HOST_FDS=f"{{r1}},{{w2}}")
+        proc = subprocess.Popen(HOST_COMMAND, stdin=subprocess.DEVNULL, pass_fds=(r1, w2),
+                                env=env)
+        os.close(r1)
+        os.close(w2)
+        _HOST.extend([proc, os.fdopen(w1, "wb"), os.fdopen(r2, "rb"), [0]])
+        _call("hello", version=1, target=TARGET)
+    proc, w, r, n = _HOST
+    n[0] += 1
+    body = json.dumps({{"id": n[0], "op": op, **fields}}).encode()
+    w.write(struct.pack(">I", len(body)) + body)
+    w.flush()
+    head = r.read(4)
+    if len(head) < 4:
+        raise RuntimeError(f"the engine host ended (exit code {{proc.wait()}})")
+    reply = json.loads(r.read(struct.unpack(">I", head)[0]))
+    if not reply.get("ok"):
+        raise RuntimeError(reply["error"]["message"])
+    return reply["result"]
+
+
+class Value:
+    """A recorded scalar: the host builds what was recorded when a result is asked for."""
+
+    def __init__(self, data=None, node=None):
+        _TAPE.append(["leaf", float(data)] if node is None else node)
+        self.i = len(_TAPE) - 1
+
+    def _op(self, op, args, c=None):
+        return Value(node=[op, [a.i for a in args]] + ([] if c is None else [float(c)]))
+
+    def _bin(self, op, other, opc):
+        if isinstance(other, Value):
+            return self._op(op, [self, other])
+        return self._op(opc, [self], other)
+
+    def __add__(self, o): return self._bin("add", o, "addc")
+    def __sub__(self, o): return self._bin("sub", o, "subc")
+    def __mul__(self, o): return self._bin("mul", o, "mulc")
+    def __truediv__(self, o): return self._bin("div", o, "divc")
+    def __radd__(self, c): return self._op("raddc", [self], c)
+    def __rsub__(self, c): return self._op("rsubc", [self], c)
+    def __rmul__(self, c): return self._op("rmulc", [self], c)
+    def __rtruediv__(self, c): return self._op("rdivc", [self], c)
+    def __neg__(self): return self._op("neg", [self])
+    def __pow__(self, c): return self._op("powc", [self], c)
+    def log(self): return self._op("log", [self])
+    def exp(self): return self._op("exp", [self])
+    def relu(self): return self._op("relu", [self])
+    def tanh(self): return self._op("tanh", [self])
+    def sigmoid(self): return self._op("sigmoid", [self])
+
+
+def _ref(v):
+    if not _BUILT or _BUILT[0][0] != len(_TAPE):
+        _BUILT[:] = [(len(_TAPE), _call("build", graph=_TAPE, free=True)["graph"])]
+    return [_BUILT[0][1], v.i]
+
+
+def backward(out):
+    _call("backward", ref=_ref(out))
+
+
+def value(v):
+    return float(_call("value", ref=_ref(v))["value"])
+
+
+def grad(x):
+    return float(_call("grads", refs=[_ref(x)])["grads"][0])
+'''
+
+
+def host_prelude(command: list[str], target: str | None) -> str:
+    """A prelude that drives the engine through its host's ``command`` with the protocol
+    (standard library only): a recording ``Value`` whose graph the host builds when a
+    value or gradient is read, and ``backward``, ``value``, ``grad`` as requests."""
+    return _HOST_PRELUDE.format(command=command, target=target)
 
 
 _GRAPH_TEMPLATES: dict[str, Any] = {"second_backward": second_backward_body,

@@ -90,6 +90,7 @@ class Config:
     seed: int | None = None
     out: Path | None = None
     host: tuple[str, ...] | None = None
+    load_cpu: float | None = None  # CPU seconds to load the target (None: the client's)
 
     def hypothesis_settings(self, examples: int) -> Any:
         from hypothesis import HealthCheck, settings
