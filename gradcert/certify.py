@@ -308,6 +308,8 @@ def _load_engine(target: str | None, host: Sequence[str] | None,
         engine = start_engine(target, command=host, known=known, load_cpu=load_cpu)
     except LoadError as e:
         raise CertifyError(str(e)) from None
+    except Exception as e:  # probing it failed past what can be skipped: the host's message
+        raise CertifyError(f"the engine could not be probed: {e}") from None
     try:
         return describe(engine.info, engine.caps)
     finally:

@@ -515,13 +515,17 @@ class HostClient:
                 reply = self.request("capabilities", skip=skip, cpu=probe_cpu,
                                      what="probing the engine")
                 return capabilities_from(reply or {})
-            except (HostTimeout, HostCrashed) as e:
+            except (HostTimeout, HostCrashed, EngineFailed) as e:
+                # the step it was on hung, crashed the host, or broke the probing itself
                 step = self.progress.get("probing")
                 if not isinstance(step, str) or step in skip or len(skip) > 64:
                     raise
                 why = ("did not finish within " + f"{probe_cpu:g} s of CPU"
-                       if isinstance(e, HostTimeout) else f"crashed the host: {e.message}")
+                       if isinstance(e, HostTimeout) else
+                       f"crashed the host: {e.message}" if isinstance(e, HostCrashed) else
+                       f"broke the probing: {e.message}")
                 skip[step] = f"the probe {why}"[:300]
+                self.kill()  # a fresh host for the rest
             except ProtocolError as e:
                 self.kill()
                 raise HostCrashed(f"the engine host broke the protocol: {e}") from None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import struct
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -136,6 +137,7 @@ def probe(cls: type, *, skip: Mapping[str, str] | None = None,
     'fails at every probe point: ValueError: not today'
     """
     skip = skip or {}
+    limit = sys.getrecursionlimit()
     ops, notes = set(), {}
     for name, op in OPS.items():
         method = method_of(op)
@@ -149,6 +151,7 @@ def probe(cls: type, *, skip: Mapping[str, str] | None = None,
         if progress is not None:
             progress(name)
         declined = _probe(cls, op, method)
+        sys.setrecursionlimit(limit)  # whatever the op did to it is not the next one's
         if declined is None or not declined.startswith("lacks: "):
             ops.add(name)
         if declined is not None:
