@@ -292,21 +292,26 @@ class _Wire:
             raise _BadRequest("'graph' must be a non-empty list of nodes")
         nodes: list[_Node] = []
         leaves: list[int] = []
+        shape = {name: (row.arity, row.has_const) for name, row in OPS.items()}
+        node, append = _Node, nodes.append
         for i, x in enumerate(raw):
             try:
                 op = x[0]
                 if op == "leaf":
-                    nodes.append(_Node("leaf", (), None, float(x[1])))
+                    append(node("leaf", (), None, float(x[1])))
                     leaves.append(i)
                     continue
-                row = OPS[op]
+                arity, has_const = shape[op]
                 args = tuple(x[1])
-                const = float(x[2]) if row.has_const else None
+                const = float(x[2]) if has_const else None
+                a = args[0]
+                ok = len(args) == arity and type(a) is int and 0 <= a < i and (
+                    arity == 1 or (type(args[1]) is int and 0 <= args[1] < i))
             except (KeyError, IndexError, TypeError, ValueError):
                 raise _BadRequest(f"graph node {i}: {str(x)[:80]} is not a node") from None
-            if len(args) != row.arity or not all(type(a) is int and 0 <= a < i for a in args):
+            if not ok:
                 raise _BadRequest(f"graph node {i}: {op} of {list(args)}: wrong arguments")
-            nodes.append(_Node(op, args, const, None))
+            append(node(op, args, const, None))
         self.nodes = nodes
         self.leaves = tuple(leaves)
         self.output = len(nodes) - 1
