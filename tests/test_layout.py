@@ -126,3 +126,17 @@ def test_certify_never_imports_the_target_in_the_judge(tmp_path, jobs):
     assert len(seen) >= 2  # the controller's host, and a worker's (or the session's)
     assert all(s["main"] == "gradcert.adapters.host" for s in seen), seen
     assert proc.pid not in {s["pid"] for s in seen}
+
+
+SUITE = sorted((ROOT / "properties" / "suite").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", SUITE, ids=lambda p: p.name)
+def test_suite_modules_import_helpers_never_each_other(path):
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    assert not {m for m in found if m.startswith("gradcert.properties.suite")}, path.name

@@ -14,24 +14,21 @@ from gradcert.properties.runner import Finding
 LR, BETAS, EPS, STEPS = 0.01, (0.9, 0.999), 1e-8, 3
 
 
-def adam_float(p: float, g: float, m: float, v: float, t: int) -> tuple[float, float, float]:
-    """One Adam step in float64 (PyTorch's bias-corrected form): ``(p, m, v)`` after it.
-    It runs in the judge, which never runs engine code, so nothing an engine does to
-    ``math`` or the FPU reaches it."""
-    b1, b2 = BETAS
-    m = b1 * m + (1.0 - b1) * g
-    v = b2 * v + (1.0 - b2) * g * g
-    mhat, vhat = m / (1.0 - b1**t), v / (1.0 - b2**t)
-    return p - LR * mhat / (math.sqrt(vhat) + EPS), m, v
+def adam(ns: Any, p: Any, g: Any, m: Any, v: Any, t: int) -> tuple[Any, Any, Any]:
+    """One Adam step (PyTorch's bias-corrected form) in numeric namespace ``ns``: ``(p, m,
+    v)`` after it. ``ns`` is ``math`` (gradcert's float64 Adam, run in the judge, which
+    never runs engine code, so nothing an engine does to ``math`` or the FPU reaches it)
+    or an mpmath context (the exact step, its inputs exact too).
 
-
-def adam_exact(ctx: Any, p: Any, g: Any, m: Any, v: Any, t: int) -> tuple[Any, Any, Any]:
-    """The same step exactly, in the mpmath context ``ctx`` (inputs exact too)."""
-    b1, b2 = ctx.mpf(BETAS[0]), ctx.mpf(BETAS[1])
+    >>> adam(math, 1.0, 0.5, 0.0, 0.0, 1)[0]  # the first step moves by lr (+ eps's share)
+    0.9900000002
+    """
+    num = float if ns is math else ns.mpf
+    b1, b2, lr, eps = num(BETAS[0]), num(BETAS[1]), num(LR), num(EPS)
     m = b1 * m + (1 - b1) * g
     v = b2 * v + (1 - b2) * g * g
     mhat, vhat = m / (1 - b1**t), v / (1 - b2**t)
-    return p - ctx.mpf(LR) * mhat / (ctx.sqrt(vhat) + ctx.mpf(EPS)), m, v
+    return p - lr * mhat / (ns.sqrt(vhat) + eps), m, v
 
 
 def test_adam(gradcert_check: Any) -> None:
@@ -75,11 +72,11 @@ def test_adam(gradcert_check: Any) -> None:
                 gs = list(engine.run(g).grads)
                 new = []
                 for i, (p, d) in enumerate(zip(ps, gs, strict=True)):
-                    q, m[i], v[i] = adam_float(p, d, m[i], v[i], t)
+                    q, m[i], v[i] = adam(math, p, d, m[i], v[i], t)
                     new.append(q)
             for i, p in enumerate(ps):
-                exact_p, me[i], ve[i] = adam_exact(ctx, ctx.mpf(p), ctx.mpf(ex.grad[i]),
-                                                   me[i], ve[i], t)
+                exact_p, me[i], ve[i] = adam(ctx, ctx.mpf(p), ctx.mpf(ex.grad[i]), me[i], ve[i],
+                                             t)
                 e = float(exact_p)
                 gi = abs(float(ex.grad[i]))
                 r = tol.grad[i] / max(gi, EPS)
