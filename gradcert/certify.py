@@ -256,6 +256,10 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
     records = read_records(sorted((out / "records").glob("*.jsonl"))) \
         if (out / "records").is_dir() else []
     records += _missing(records, collector, select)
+    # in the suite's order, not the order workers happened to finish in: which item's
+    # failure a property shows must not depend on the machine's load
+    place = {nodeid: i for i, nodeid in enumerate(collector.collected)}
+    records.sort(key=lambda r: (place.get(str(r.get("nodeid")), len(place)), str(r.get("nodeid"))))
     _write_junit_not_run(out / "junit.xml", records)
     order = list(PROPERTIES)
     props = merge_records(records, {p: PROPERTIES[p].meaning for p in PROPERTIES})

@@ -58,6 +58,12 @@ def engine(tmp_path, name, source=None):
     return f"eng.{name}:Value"
 
 
+def _differences(a, b):
+    pa, pb = ({p["id"]: p for p in d["properties"]} for d in (a, b))
+    return {k: (pa[k]["outcome"], pb[k]["outcome"], (pb[k].get("failure") or {})
+                .get("message", "")[:800]) for k in pa if verdict(a)[1][k] != verdict(b)[1][k]}
+
+
 def verdict(doc):
     return doc["verdict"], {p["id"]: (p["outcome"], (p.get("failure") or {}).get("graph"))
                             for p in doc["properties"]}
@@ -72,7 +78,7 @@ def test_the_quick_profile_gives_the_same_verdict_and_graphs_under_load(tmp_path
         loaded = certify(tmp_path, *args, "--out", "loaded")
     assert quiet["verdict"] == "failed"
     assert verdict(quiet)[1]["ops.gradients"][1]  # a shrunk graph to compare
-    assert verdict(loaded) == verdict(quiet)
+    assert verdict(loaded) == verdict(quiet), _differences(quiet, loaded)
 
 
 @pytest.mark.slow
