@@ -21,10 +21,12 @@ import datetime
 import json
 import os
 import random
+import shlex
 import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -46,19 +48,32 @@ class Interrupted(CertifyError):
     """The session was interrupted (Ctrl-C) before a verdict (exit code 130)."""
 
 
+def _optional_hook(f: Any) -> Any:
+    """Mark ``f`` as a hook of a plugin that may be absent (xdist's, under -j 0)."""
+    import pytest
+
+    return pytest.hookimpl(optionalhook=True)(f)
+
+
+@dataclass(eq=False)
 class _Collector:
-    """Sees every test report in the controlling process, including a crashed worker's.
+    """Sees every test report in the controlling process, including a crashed worker's,
+    and which tests the session was to run."""
 
-    A plain class: pytest keeps plugin objects in a set, so a plugin must hash.
-    """
-
-    def __init__(self) -> None:
-        self.reports: dict[str, Any] = {}
-        self.errors: list[str] = []
-        self.order: dict[str, int] = {}  # nodeid -> its place in collection order
+    reports: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    collected: list[str] = field(default_factory=list)
 
     def pytest_collection_finish(self, session: Any) -> None:
-        self.order = {item.nodeid: i for i, item in enumerate(session.items)}
+        self._saw([item.nodeid for item in session.items])
+
+    @_optional_hook
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
+        self._saw(ids)
+
+    def _saw(self, ids: Sequence[str]) -> None:
+        known = set(self.collected)
+        self.collected += [i for i in ids if i not in known]
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         # the call, a setup that did not pass, any failure (a crash reports as "???")
@@ -69,13 +84,6 @@ class _Collector:
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed:
             self.errors.append(str(report.longrepr))
-
-
-class _XdistCollector(_Collector):
-    """The collector of a session with pytest-xdist workers, which collect the suite."""
-
-    def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
-        self.order = self.order or {nodeid: i for i, nodeid in enumerate(ids)}
 
 
 class _Progress:
@@ -167,7 +175,8 @@ class _Progress:
 
 def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
                 jobs: int, select: str | None = None, files: Sequence[Path] | None = None,
-                *, example_timeout: float | None = None, path: str | None = None
+                *, example_timeout: float | None = None, path: str | None = None,
+                host: Sequence[str] | None = None, load_timeout: float | None = None
                 ) -> list[str]:
     """The pytest command line ``certify`` runs (also useful to run the suite by hand).
 
@@ -193,10 +202,14 @@ def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
              f"--gradcert-out={out}"]
     if target:
         args.append(f"--gradcert-target={target}")
+    if host:
+        args.append(f"--gradcert-host={shlex.join(host)}")
     if seed is not None:
         args.append(f"--gradcert-seed={seed}")
     if example_timeout is not None:
         args.append(f"--gradcert-example-timeout={example_timeout}")
+    if load_timeout is not None:
+        args.append(f"--gradcert-load-timeout={load_timeout}")
     if path is not None:
         args.append(f"--gradcert-path={path}")
     if jobs > 0:
@@ -243,53 +256,56 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
             out: str | Path = "gradcert-report", jobs: int | None = None,
             select: str | None = None, stream: TextIO | None = None,
             quiet: bool = False, progress: bool = True,
-            example_timeout: float | None = None, path: str | Path | None = None) -> Results:
+            example_timeout: float | None = None, path: str | Path | None = None,
+            host: Sequence[str] | None = None, load_timeout: float | None = None) -> Results:
     """Certify ``target`` (None: gradcert's engine) and write the report to ``out``.
 
-    ``jobs``: pytest-xdist workers (default: the number of cores; 0 runs in this
-    process, without crash isolation). ``select``: a pytest ``-k`` expression.
+    The engine runs in engine host processes, never in this one or in the
+    workers; ``host``: the command of a host that speaks for an engine itself
+    (docs/host-protocol.md), instead of gradcert's host for ``target``.
+    ``jobs``: pytest-xdist workers (default: the number of cores; 0 runs the
+    judge in this process). ``select``: a pytest ``-k`` expression.
     ``progress``: a progress bar (or, without a TTY, a line per finished property)
     instead of pytest's own output (with workers).
-    ``example_timeout``: seconds one example may run (default: the profile's).
-    ``path``: the directory a ``module:attr`` target imports from (default: the
-    current directory).
+    ``example_timeout``: CPU seconds one request of an example may take on the
+    engine (default: the profile's); ``load_timeout``: CPU seconds to load the
+    target. ``path``: the directory a ``module:attr`` target imports from
+    (default: the current directory).
     Raises :class:`CertifyError` for bad usage, an unusable target, a selection
     that matches no property, or a session that did not run to its end.
     """
     import pytest
 
-    from gradcert.adapters import TargetError, load_target
     from gradcert.properties.registry import PROPERTIES
     from gradcert.properties.runner import PROFILES
     from gradcert.settings import SettingError, resolve
 
     try:  # the arguments, checked by the settings table's parsers
         values = resolve({"profile": profile, "seed": seed, "jobs": jobs,
-                          "example_timeout": example_timeout, "path": path}, environ={})
+                          "example_timeout": example_timeout, "path": path,
+                          "load_timeout": load_timeout,
+                          "host": shlex.join(host) if host else None}, environ={})
     except SettingError as e:
         raise CertifyError(str(e)) from None
     jobs = values["jobs"] if values["jobs"] is not None else os.cpu_count() or 1
     cwd = os.getcwd()
     where = str(Path(path).resolve()) if path is not None else cwd
-    with _session_environment(cwd, where=where):
-        try:  # imported here to fail fast with exit 2; probed only in the workers
-            adapter = load_target(target)
-        except TargetError as e:
-            raise CertifyError(str(e)) from None
-        except Exception as e:
-            raise CertifyError(f"target {target!r}: {type(e).__name__}: {e}") from None
-    if seed is None and not PROFILES[profile].derandomize:
-        seed = random.SystemRandom().randrange(2**32)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("records", "reproducers"):
         shutil.rmtree(out / stale, ignore_errors=True)
     for stale_file in ("engine.json", "junit.xml", "results.json", "report.md", "report.html"):
-        (out / stale_file).unlink(missing_ok=True)
+        (out / stale_file).unlink(missing_ok=True)  # a run that dies leaves no old verdict
+    with _session_environment(cwd, where=where):
+        engine = _load_engine(target, host, out / "engine.json", where,
+                              values["load_timeout"])  # in a host, limited
+    if seed is None and not PROFILES[profile].derandomize:
+        seed = random.SystemRandom().randrange(2**32)
     (out / ".pytest.ini").write_text("[pytest]\n")
     args = pytest_args(target, profile, seed, out, jobs, select,
-                       example_timeout=values["example_timeout"], path=where)
-    collector = _XdistCollector() if jobs > 0 else _Collector()
+                       example_timeout=values["example_timeout"], path=where, host=host,
+                       load_timeout=values["load_timeout"])
+    collector = _Collector()
     plugins: list[Any] = [collector]
     started = datetime.datetime.now(datetime.UTC)
     t0 = time.perf_counter()
@@ -299,7 +315,8 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
         # pytest's terminal reporter (and its --tb/-r options) gives way to the bar
         args = [a for a in args if a not in ("--tb=no", "-rN")] + ["-p", "no:terminal"]
         plugins.append(bar)
-        print(f"gradcert certify {target or 'gradcert'}: profile {profile}, "
+        print(f"gradcert certify {target or (shlex.join(host) if host else 'gradcert')}: "
+              f"profile {profile}, "
               f"{'derandomized' if seed is None else f'seed {seed}'}, {jobs} worker(s), "
               f"out {out}", file=stream)
     with _session_environment(cwd, workdir=out), contextlib.redirect_stdout(stream), \
@@ -311,35 +328,40 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
     _check_session(code, collector, select)
     records = read_records(sorted((out / "records").glob("*.jsonl"))) \
         if (out / "records").is_dir() else []
-    records += _missing(records, collector)
-    # the suite's order whatever the workers' scheduling: the first failure kept, the
-    # samples thinned and the ties among worst errors all follow it
-    records.sort(key=lambda r: (collector.order.get(str(r.get("nodeid")), len(collector.order)),
-                                str(r.get("nodeid") or r.get("id"))))
+    records += _missing(records, collector, select)
+    # in the suite's order, not the order workers happened to finish in: which item's
+    # failure a property shows must not depend on the machine's load
+    place = {nodeid: i for i, nodeid in enumerate(collector.collected)}
+    records.sort(key=lambda r: (place.get(str(r.get("nodeid")), len(place)), str(r.get("nodeid"))))
+    _write_junit_not_run(out / "junit.xml", records)
     order = list(PROPERTIES)
     props = merge_records(records, {p: PROPERTIES[p].meaning for p in PROPERTIES})
     props.sort(key=lambda p: (order.index(p.id) if p.id in order else len(order), p.id))
     samples = [s for r in records for s in (r.get("samples") or [])]
     if len(samples) > MAX_SAMPLES:
         samples = samples[:: len(samples) // MAX_SAMPLES + 1]
+    name = target or (f"host: {shlex.join(host)}" if host else "gradcert")
     results = Results(
-        target=target or "gradcert", properties=props, profile=profile, seed=seed,
+        target=name, properties=props, profile=profile, seed=seed,
         started=started.isoformat(timespec="seconds").replace("+00:00", "Z"),
         duration_s=round(duration, 3), ops=ops_summary(samples), samples=samples,
-        engine=_engine(out, adapter),
+        engine=_engine(out, engine),
     )
-    results.write(out / "results.json")
+    tmp = results.write(out / ".results.json.tmp")  # whole or not at all
+    tmp.replace(out / "results.json")
     _junit_matches_verdict(out / "junit.xml", records)
     _write_reports(results, out)
+    if code == 2:  # written all the same, what did not run marked so
+        raise Interrupted(f"interrupted before the suite finished: no verdict (what ran is "
+                          f"in {out / 'results.json'})")
     return results
 
 
 def _check_session(code: int, collector: _Collector, select: str | None) -> None:
     """A :class:`CertifyError` unless the pytest session ran every selected test to its
     end (pytest's exit codes: 0 passed, 1 some failed, 2 interrupted, 3 internal
-    error, 4 usage error, 5 nothing collected)."""
-    if code == 2:
-        raise Interrupted("interrupted before the suite finished: no verdict")
+    error, 4 usage error, 5 nothing collected); an interrupted session (2) goes on
+    to write what it has."""
     if code == 5:
         raise CertifyError(f"-k {select!r} selects no property" if select
                            else "the suite collected no test")
@@ -349,13 +371,13 @@ def _check_session(code: int, collector: _Collector, select: str | None) -> None
                            + why)
     if collector.errors:
         raise CertifyError("the suite could not be collected: " + collector.errors[0][:2000])
-    if code not in (0, 1):
+    if code not in (0, 1, 2):
         raise CertifyError(f"the pytest session ended with exit code {code}")
 
 
 # junit.xml's word for each outcome of the verdict table (passed: no element)
 _JUNIT = {"failed": "failure", "error": "error", "crashed": "error", "timeout": "error",
-          "unsupported": "skipped", "not run": "skipped"}
+          "unsupported": "skipped", "not run": "error"}
 
 
 def _junit_case(nodeid: str) -> tuple[str, str]:
@@ -420,15 +442,40 @@ def _write_reports(results: Results, out: Path) -> None:
               file=sys.stderr)
 
 
-def _engine(out: Path, adapter: Any) -> dict[str, Any]:
+def _load_engine(target: str | None, host: Sequence[str] | None, known: Path, path: str,
+                 load_timeout: float | None) -> dict[str, Any]:
+    """Load the target in an engine host (never in this process) and probe it once, for
+    every worker: ``engine.json``. :class:`CertifyError` (exit 2) if it cannot be loaded
+    within ``load_timeout`` CPU seconds (default: the host client's)."""
+    from gradcert.properties.engine import LoadError, describe, start_engine
+
+    try:
+        engine = start_engine(target, command=host, known=known, path=path,
+                              load_cpu=load_timeout)
+    except LoadError as e:
+        raise CertifyError(str(e)) from None
+    except Exception as e:  # probing it failed past what can be skipped: the host's message
+        raise CertifyError(f"the engine could not be probed: {e}") from None
+    try:
+        return describe(engine.info, engine.caps)
+    finally:
+        engine.close()
+
+
+def _engine(out: Path, found: dict[str, Any]) -> dict[str, Any]:
     try:
         return dict(json.loads((out / "engine.json").read_text()))
-    except (OSError, ValueError):  # no worker got as far as loading the engine
-        return {"name": adapter.name, "target": adapter.target, "import": adapter.import_line}
+    except (OSError, ValueError):
+        return found
 
 
-def _missing(records: list[dict[str, Any]], collector: _Collector) -> list[dict[str, Any]]:
-    """Records for tests that reported but wrote none (a crashed worker, a setup error)."""
+def _missing(records: list[dict[str, Any]], collector: _Collector,
+             select: str | None) -> list[dict[str, Any]]:
+    """Records for every test the session was to run that wrote none: ``crashed`` (its
+    worker died), ``error`` or ``timeout`` (the judge failed), and ``not run`` for the
+    ones never reported (the session was interrupted, or xdist gave up on crashing
+    workers). Without a selection, every property of the registry gets an outcome."""
+    from gradcert.properties.registry import PROPERTIES
     from gradcert.properties.runner import property_id
 
     done = {r.get("nodeid") for r in records}
@@ -436,18 +483,75 @@ def _missing(records: list[dict[str, Any]], collector: _Collector) -> list[dict[
     for nodeid, rep in collector.reports.items():
         if nodeid in done:
             continue
-        path, _, name = nodeid.partition("::")
         text = str(rep.longrepr or "")
         outcome = "passed" if rep.passed else "unsupported" if rep.skipped else (
+            "crashed" if "crashed" in text[:500] else
             "timeout" if "Timeout" in text[:2000] else "error")
         failure = None
-        if outcome in ("error", "timeout"):
-            crashed = "crashed" in text[:500]
-            failure = {"message": ("the worker process died while running this test "
-                                   "(the engine crashed the interpreter?)\n" if crashed else "")
-                       + text[-3000:]}
-        item = name.split("[", 1)[1].rstrip("]") if "[" in name else None
-        out.append({"id": property_id(path, name), "item": item, "nodeid": nodeid,
-                    "outcome": outcome, "failure": failure, "graphs_checked": 0,
-                    "duration_s": getattr(rep, "duration", 0.0)})
+        if outcome == "crashed":
+            failure = {"message": "the worker process running this test died (gradcert's "
+                                  "judge, not the engine, which runs in a host of its own)"
+                                  "\n" + text[-3000:]}
+        elif outcome in ("error", "timeout"):
+            failure = {"message": text[-3000:]}
+        out.append(_record(nodeid, outcome, failure, getattr(rep, "duration", 0.0)))
+    reported = done | set(collector.reports)
+    for nodeid in collector.collected:
+        if nodeid not in reported:
+            out.append(_record(nodeid, "not run", {
+                "message": "not run: the session ended before this test ran (interrupted, "
+                           "or the workers kept dying)"}, 0.0))
+    if select is None:
+        have = {r["id"] for r in records + out}
+        for pid in PROPERTIES:
+            if pid not in have:
+                level, name = pid.split(".", 1)
+                out.append(_record(f"{level}.py::test_{name}", "not run", {
+                    "message": "not run: the suite never got to this property"}, 0.0))
+    for r in out:
+        r["id"] = property_id(*r["nodeid"].partition("::")[::2])
     return out
+
+
+def _record(nodeid: str, outcome: str, failure: dict[str, Any] | None,
+            duration: float) -> dict[str, Any]:
+    name = nodeid.partition("::")[2]
+    item = name.split("[", 1)[1].rstrip("]") if "[" in name else None
+    return {"id": "", "item": item, "nodeid": nodeid, "outcome": outcome, "failure": failure,
+            "graphs_checked": 0, "duration_s": duration}
+
+
+def _write_junit_not_run(path: Path, records: list[dict[str, Any]]) -> None:
+    """Add to pytest's junit.xml (or write one) a test case for every test that has no
+    report there: not run, or lost with a crashed worker. Each is an error, so CI sees
+    it."""
+    import xml.etree.ElementTree as ET
+
+    missing = [r for r in records if r["outcome"] in ("not run", "crashed")]
+    try:
+        tree = ET.parse(path)
+        root = tree.getroot()
+    except (OSError, ET.ParseError):
+        root = ET.Element("testsuites")
+        ET.SubElement(root, "testsuite", name="gradcert")
+        tree = ET.ElementTree(root)
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    if suite is None:
+        suite = ET.SubElement(root, "testsuite", name="gradcert")
+    present = {(c.get("classname"), c.get("name")) for c in suite.iter("testcase")}
+    added = 0
+    for r in missing:
+        path_, _, name = r["nodeid"].partition("::")
+        classname = path_.removesuffix(".py").replace("/", ".")
+        if (classname, name) in present:
+            continue
+        case = ET.SubElement(suite, "testcase", classname=classname, name=name, time="0")
+        message = (r.get("failure") or {}).get("message", r["outcome"])
+        ET.SubElement(case, "error", type=r["outcome"], message=message[:200]).text = message
+        added += 1
+    if added:
+        suite.set("errors", str(int(suite.get("errors", "0")) + added))
+        suite.set("tests", str(int(suite.get("tests", "0")) + added))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tree.write(tmp, encoding="utf-8", xml_declaration=True)
+    tmp.replace(path)

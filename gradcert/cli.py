@@ -165,7 +165,8 @@ def _certify(args: argparse.Namespace) -> int:
     try:
         results = certify(v["target"], profile=v["profile"], seed=v["seed"], out=out,
                           jobs=v["jobs"], select=args.select,
-                          example_timeout=v["example_timeout"], path=v["path"])
+                          example_timeout=v["example_timeout"], path=v["path"],
+                          host=v["host"], load_timeout=v["load_timeout"])
     except Interrupted as e:
         print(f"gradcert certify: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED

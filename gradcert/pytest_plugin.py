@@ -13,12 +13,13 @@ The conformance suite runs inside a team's own pytest session with::
 (its modules are not named ``test_*.py``; the plugin collects them when the
 suite's package or one of its files is named on the command line).
 
-Fixtures: ``gradcert_config`` (the settings), ``gradcert_adapter`` (the
-target's adapter, loaded once per session), ``gradcert_check`` (a
-property's context: adapter, profile, recorder) and ``gradcert_grads``
-(:func:`gradcert.check_grads` for your own functions, see
-``gradcert.check.fixture``). Nothing else happens unless a test uses them:
-the plugin is inert in a session that does not.
+Fixtures: ``gradcert_config`` (the settings), ``gradcert_engine`` (the
+engine under test behind its host process, started once per session, or per
+xdist worker), ``gradcert_check`` (a property's context: engine, profile,
+recorder) and ``gradcert_grads`` (:func:`gradcert.check_grads` for your own
+functions, see ``gradcert.check.fixture``). Nothing else happens unless a
+test uses them: the plugin is inert in a session that does not. The engine
+never runs in the pytest process.
 
 When an output directory is set, each test that used ``gradcert_check``
 appends one JSON line to ``<out>/records/<worker>.jsonl`` as soon as it
@@ -33,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -102,10 +102,11 @@ def config_from(values: dict[str, Any]) -> Any:
 
     chosen = PROFILES[values["profile"]]
     if values.get("example_timeout") is not None:
-        chosen = replace(chosen, example_time_limit=values["example_timeout"])
+        chosen = replace(chosen, example_cpu=values["example_timeout"])
     out = values.get("out")
     return Config(target=values.get("target"), profile=chosen, seed=values.get("seed"),
-                  out=Path(out) if out else None)
+                  out=Path(out) if out else None, host=values.get("host"),
+                  load_cpu=values.get("load_timeout"))
 
 
 def _config(config: pytest.Config) -> Any:
@@ -122,9 +123,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     c = _config(config)
     seed = c.seed if c.seed is not None else "derandomized" if c.profile.derandomize \
         else "random"
-    lines = [f"gradcert: target={c.target or 'gradcert'} profile={c.profile.name} seed={seed} "
-             f"out={c.out or '-'} jobs={'-' if v['jobs'] is None else v['jobs']} "
-             f"example_timeout={c.profile.example_time_limit:g}s "
+    host = f" host={' '.join(c.host)}" if c.host else ""
+    lines = [f"gradcert: target={c.target or 'gradcert'}{host} profile={c.profile.name} "
+             f"seed={seed} out={c.out or '-'} jobs={'-' if v['jobs'] is None else v['jobs']} "
+             f"example_timeout={c.profile.example_cpu:g}s (CPU) "
              f"path={v['path'] or os.getcwd()}"]
     seen = sorted(k for k in os.environ if k.startswith("GRADCERT_"))
     if seen:
@@ -179,44 +181,27 @@ def gradcert_config(pytestconfig: pytest.Config) -> Any:
 
 
 @pytest.fixture(scope="session")
-def gradcert_adapter(pytestconfig: pytest.Config, gradcert_config: Any) -> Any:
-    """The adapter of the target under test, loaded once per session.
+def gradcert_engine(pytestconfig: pytest.Config, gradcert_config: Any) -> Iterator[Any]:
+    """The engine under test, behind a host process of its own (see
+    :mod:`gradcert.properties.engine`), started once per session.
 
-    A ``module:attr`` target imports from ``--gradcert-path`` (default: the
-    current directory), searched first; gradcert itself is imported by then,
-    so a checkout of gradcert there cannot shadow the running one.
+    A ``module:attr`` target imports there from ``--gradcert-path`` (default:
+    the current directory), searched first once gradcert is imported, so a
+    checkout of gradcert there cannot shadow the running one.
     """
-    from gradcert.adapters import TargetError, load_target
+    from gradcert.properties.engine import LoadError, start_engine
 
+    c = gradcert_config
     path = str(Path(_values(pytestconfig)["path"] or os.getcwd()).resolve())
-    if path not in sys.path:
-        sys.path.insert(0, path)
     try:
-        adapter = load_target(gradcert_config.target)
-    except TargetError as e:
-        pytest.fail(f"gradcert: cannot use target {gradcert_config.target!r}: {e}",
+        engine = start_engine(c.target, command=c.host, cpu=c.profile.example_cpu,
+                              known=c.out / "engine.json" if c.out is not None else None,
+                              path=path, load_cpu=c.load_cpu)
+    except LoadError as e:
+        pytest.fail(f"gradcert: cannot use target {c.target or 'gradcert'!r}: {e}",
                     pytrace=False)
-    if gradcert_config.out is not None:
-        _write_engine(gradcert_config.out, adapter)
-    return adapter
-
-
-def _write_engine(out: Any, adapter: Any) -> None:
-    """``<out>/engine.json``: what the engine supports, as a worker found it (probing an
-    engine runs its code, so it happens here, where a crash costs one worker)."""
-    path = out / "engine.json"
-    if path.exists():
-        return
-    caps = adapter.capabilities()
-    info = {"name": adapter.name, "target": adapter.target, "import": adapter.import_line,
-            "dtype": caps.dtype, "ops": sorted(caps.ops),
-            "unsupported_ops": sorted(caps.unsupported), "has_zero_grad": caps.has_zero_grad,
-            "has_adam": caps.has_adam, "functional": getattr(caps, "functional", False),
-            "notes": {str(k): str(v) for k, v in dict(caps.notes).items()}}
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".engine-{os.getpid()}.json"
-    tmp.write_text(json.dumps(info, indent=1))
-    tmp.replace(path)
+    yield engine
+    engine.close()
 
 
 @contextlib.contextmanager
@@ -249,8 +234,8 @@ def _no_source_constants() -> Iterator[None]:
 
 @pytest.fixture
 def gradcert_check(request: pytest.FixtureRequest, gradcert_config: Any,
-                   gradcert_adapter: Any) -> Iterator[Any]:
-    """A property's context: the adapter, the profile, and this test's recorder."""
+                   gradcert_engine: Any) -> Iterator[Any]:
+    """A property's context: the engine, the profile, and this test's recorder."""
     from gradcert.properties.recording import Recorder
     from gradcert.properties.runner import Check, property_id
 
@@ -260,7 +245,7 @@ def gradcert_check(request: pytest.FixtureRequest, gradcert_config: Any,
     recorder = Recorder(pid, item)
     request.node.stash[_RECORDER] = recorder
     with _no_source_constants():
-        yield Check(gradcert_config, gradcert_adapter, recorder, pid, item)
+        yield Check(gradcert_config, gradcert_engine, recorder, pid, item)
 
 
 @pytest.fixture(scope="session")

@@ -407,7 +407,7 @@ def level_status(outcomes: Iterable[str]) -> str:
     ('incomplete', 'not run')
     """
     seen = set(outcomes)
-    if not seen:
+    if not seen or seen == {"not run"}:
         return "not run"
     if seen & BAD:
         return "failed"

@@ -57,6 +57,17 @@ def _count(what: str) -> Callable[[str], int]:
     return parse
 
 
+def _command(raw: str) -> tuple[str, ...] | None:
+    import shlex
+
+    if not raw.strip():
+        return None
+    try:
+        return tuple(shlex.split(raw))
+    except ValueError as e:
+        raise ValueError(f"cannot split {raw!r} into words: {e}") from None
+
+
 def _seconds(raw: str) -> float:
     try:
         s = float(raw)
@@ -124,8 +135,15 @@ _ROWS = [
             "session its own -n; 0: in one process, without crash isolation)", metavar="N",
             short="-j"),
     Setting("example_timeout", "--example-timeout", _seconds, None,
-            "seconds one example may run on the engine (default: the profile's)",
+            "CPU seconds the engine may take on one request of an example (default: the "
+            "profile's)", metavar="S"),
+    Setting("load_timeout", "--load-timeout", _seconds, None,
+            "CPU seconds the engine host may take to load the target (default 120)",
             metavar="S"),
+    Setting("host", "--host", _command, None,
+            "a command starting an engine host that speaks docs/host-protocol.md (an "
+            "engine in another language), instead of gradcert's host for the target",
+            metavar="CMD"),
     Setting("path", "--path", _text, None,
             "directory a module:attr target is imported from first (default: the "
             "current directory)", metavar="DIR"),

@@ -125,18 +125,20 @@ def test_a_bad_environment_variable_exits_2_naming_it(tmp_path):
     assert "GRADCERT_EXAMPLE_TIMEOUT: must be a positive number of seconds" in run.stderr
 
 
-def test_a_worker_that_dies_is_reported_and_the_rest_goes_on(tmp_path):
+def test_an_engine_that_kills_its_process_is_crashed_and_the_rest_goes_on(tmp_path):
     target = engine(tmp_path, "dies", DIES)
     run = certify(tmp_path, target, "-k", "values and (exp or add)", "--seed", "2", "-j", "1")
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
     doc, props = results(tmp_path / "gradcert-report")
     p = props["ops.values"]
-    assert p["outcome"] == "error"
-    assert "died" in p["failure"]["message"]
+    assert p["outcome"] == "crashed"
+    assert "exit code 3" in p["failure"]["message"]  # the engine's own exit, in its host
+    assert p["failure"]["graph"]["nodes"][-1]["op"] == "exp" and p["reproducer"]
     assert p["notes"]["tests"]["add"] == "passed"  # what finished before is kept
     cases = {c.get("name"): [e.tag for e in c]
              for c in ET.parse(tmp_path / "gradcert-report" / "junit.xml").iter("testcase")}
     assert cases["test_values[exp]"] == ["error"] and cases["test_values[add]"] == []
+    assert "crashed" in run.stdout
 
 
 HANGS = """
@@ -159,7 +161,7 @@ def test_a_hanging_engine_times_out_and_the_rest_goes_on(tmp_path):
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
     doc, props = results(tmp_path / "gradcert-report")
     p = props["ops.values"]
-    assert p["outcome"] == "timeout" and "longer than 0.5 s" in p["failure"]["message"]
+    assert p["outcome"] == "timeout" and "more than 0.5 s of CPU" in p["failure"]["message"]
     assert p["notes"]["tests"] == {"exp": "timeout", "log": "passed"}
 
 
@@ -260,3 +262,26 @@ def test_pytorch_is_certified(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     doc, props = results(tmp_path / "gradcert-report")
     assert doc["verdict"] == "certified"
+
+
+STANDALONE = Path(__file__).resolve().parent / "standalone_host.py"
+
+
+def test_an_engine_behind_a_host_of_its_own_is_certified_through_the_protocol(tmp_path):
+    host = f"{sys.executable} {STANDALONE}"
+    run = certify(tmp_path, "--host", host, "--seed", "4", "-j", "2")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    doc, props = results(tmp_path / "gradcert-report")
+    assert doc["verdict"] == "certified" and doc["engine"]["name"] == "standalone"
+    assert props["optimizer.adam"]["notes"]["optimizer"] == "gradcert's Adam"
+    bad = certify(tmp_path, "--host", host + " --bug exp", "-k", "gradients and exp",
+                  "--seed", "4", "-j", "1", "--out", "bad")
+    assert bad.returncode == 1, bad.stdout[-3000:] + bad.stderr[-3000:]
+    doc, props = results(tmp_path / "bad")
+    p = props["ops.gradients"]
+    assert p["outcome"] == "failed"
+    script = tmp_path / p["reproducer"]  # it speaks the protocol to the host itself
+    assert "HOST_COMMAND" in script.read_text() and "gradcert" not in script.read_text(
+        ).split('"""', 2)[2]
+    assert subprocess.run([sys.executable, str(script)], cwd=tmp_path,
+                          capture_output=True).returncode == 1

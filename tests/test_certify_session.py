@@ -57,7 +57,6 @@ def test_junit_names_follow_pytest():
 
 
 @pytest.mark.parametrize("code, error, says", [
-    (2, Interrupted, "interrupted"),
     (5, CertifyError, "-k 'nothing' selects no property"),
     (3, CertifyError, "could not run (pytest exit code 3)"),
     (4, CertifyError, "could not run (pytest exit code 4)"),
@@ -68,6 +67,11 @@ def test_only_a_finished_session_gives_a_verdict(code, error, says):
         _check_session(code, _Collector(), "nothing")
     _check_session(0, _Collector(), None)
     _check_session(1, _Collector(), None)
+    _check_session(2, _Collector(), None)  # interrupted: what ran is still written
+
+
+def test_an_interrupted_session_is_its_own_error():
+    assert issubclass(Interrupted, CertifyError)
 
 
 def test_the_collector_is_a_plugin_pytest_can_keep_in_a_set():

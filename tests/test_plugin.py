@@ -53,15 +53,16 @@ def _session(tmp_path, *args, **env):
 @pytest.mark.e2e
 def test_the_header_echoes_every_setting_and_variable_and_is_silent_without_them(tmp_path):
     (tmp_path / "test_x.py").write_text(textwrap.dedent("""
-        def test_adapter(gradcert_adapter, gradcert_config):
-            assert gradcert_adapter.name == "gradcert"
-            assert gradcert_config.profile.example_time_limit == 2.5
+        def test_engine(gradcert_engine, gradcert_config):
+            assert gradcert_engine.name == "gradcert"
+            assert gradcert_engine.client.running  # the engine runs in a host process
+            assert gradcert_config.profile.example_cpu == 2.5
     """))
     on = _session(tmp_path, "-p", "no:xdist", "--gradcert-profile=ci", str(tmp_path),
                   GRADCERT_EXAMPLE_TIMEOUT="2.5", GRADCERT_SEDE="1")
     assert on.returncode == 0, on.stdout[-3000:]
     assert ("gradcert: target=gradcert profile=ci seed=derandomized out=- jobs=- "
-            "example_timeout=2.5s") in on.stdout
+            "example_timeout=2.5s (CPU)") in on.stdout
     assert "GRADCERT_EXAMPLE_TIMEOUT=2.5" in on.stdout
     assert "GRADCERT_SEDE=1 (no such setting)" in on.stdout
     (tmp_path / "test_x.py").write_text("def test_nothing():\n    pass\n")

@@ -1,30 +1,25 @@
-"""The conformance suite's machinery: ids, reproducers, time limits, failure messages."""
+"""The conformance suite's machinery: ids, reproducers, limits, failure messages."""
 
 import ast
-import signal
 import subprocess
 import sys
-import time
+import textwrap
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 
-from gradcert.adapters import Capabilities, GenericAdapter, load_target, run_graph
+from gradcert.adapters import Capabilities, load_target, run_graph
+from gradcert.adapters.client import HostClient
 from gradcert.engine import Value
+from gradcert.graph import Graph, Node
 from gradcert.properties import strategies as st
 from gradcert.properties.assertions import check_graph
+from gradcert.properties.engine import Engine, op_graph, start_engine
 from gradcert.properties.recording import MAX_SAMPLES, Recorder
 from gradcert.properties.registry import LEVELS, PROPERTIES
 from gradcert.properties.reproducer import build_source
-from gradcert.properties.runner import (
-    PROFILES,
-    Check,
-    Config,
-    EngineTimeout,
-    property_id,
-    time_limit,
-)
+from gradcert.properties.runner import PROFILES, Check, Config, property_id
 from gradcert.properties.suite import LEVEL_FILES
 
 ENGINE = Path(__file__).resolve().parents[1] / "gradcert" / "engine" / "value.py"
@@ -65,24 +60,6 @@ def test_build_source_rebuilds_the_graph_exactly(g):
     assert tuple(x.grad for x in leaves) == run.grads
 
 
-def test_time_limit_interrupts_a_hang_and_keeps_an_outer_alarm():
-    fired = []
-    old = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
-    signal.setitimer(signal.ITIMER_REAL, 30.0)
-    try:
-        t0 = time.monotonic()
-        with pytest.raises(EngineTimeout), time_limit(0.2):
-            while True:
-                pass
-        assert time.monotonic() - t0 < 5
-        left, _ = signal.getitimer(signal.ITIMER_REAL)
-        assert 20 < left <= 30  # the outer alarm is re-armed with what it had left
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-    assert not fired
-
-
 def test_recorder_keeps_the_worst_and_bounds_its_samples():
     r = Recorder("ops.values")
     for i in range(3 * MAX_SAMPLES):
@@ -99,32 +76,42 @@ def test_the_recorded_worst_is_the_largest_fraction_of_its_bound_not_of_ulps():
     assert r.worst["op"] == "powc" and r.worst["of_bound"] == 0.12
 
 
-def _check(tmp_path, adapter, pid, item=None, **profile):
+@pytest.fixture
+def engines():
+    """Engines started by a test, closed after it."""
+    made = []
+    yield made
+    for e in made:
+        e.close()
+
+
+def _check(tmp_path, engine, pid, item=None, **profile):
     from dataclasses import replace
 
-    config = Config(target=adapter.target, profile=replace(PROFILES["quick"], **profile),
+    config = Config(target=engine.target, profile=replace(PROFILES["quick"], **profile),
                     seed=3, out=tmp_path)
-    return Check(config, adapter, Recorder(pid, item), pid, item)
+    return Check(config, engine, Recorder(pid, item), pid, item)
 
 
-def _graph_for_log(x):
-    from gradcert.properties.suite.ops import op_graph
+def _engine(engines, tmp_path, name, source, ops=None, cpu=10.0):
+    """An engine in module ``name`` of tmp_path, behind its host (with ``ops`` declared
+    instead of probed, if given)."""
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    if ops is None:
+        engine = start_engine(f"{name}:Value", path=str(tmp_path), cpu=cpu)
+    else:
+        client = HostClient(f"{name}:Value", path=str(tmp_path))
+        engine = Engine(client, Capabilities(frozenset(ops)), client.start(), cpu)
+    engines.append(engine)
+    return engine
 
-    return op_graph("log", (x,), None)
 
-
-def test_a_finding_reads_without_the_code_and_leaves_a_working_reproducer(tmp_path):
-    (tmp_path / "buggy_engine.py").write_text(_engine_source(buggy=True))
-    sys.path.insert(0, str(tmp_path))
-    try:
-        adapter = load_target("buggy_engine:Value")
-        check = _check(tmp_path, adapter, "ops.gradients", "log")
-        with pytest.raises(pytest.fail.Exception) as e:
-            check.examples(st.op_inputs("log"),
-                           lambda t: check_graph(check, _graph_for_log(*t[0]), op="log"))
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("buggy_engine", None)
+def test_a_finding_reads_without_the_code_and_leaves_a_working_reproducer(tmp_path, engines):
+    engine = _engine(engines, tmp_path, "buggy_engine", _engine_source(buggy=True))
+    check = _check(tmp_path, engine, "ops.gradients", "log")
+    with pytest.raises(pytest.fail.Exception) as e:
+        check.examples(st.op_inputs("log"),
+                       lambda t: check_graph(check, op_graph("log", t[0], None), op="log"))
     msg = str(e.value)
     for part in ("ops.gradients failed for log", "d(node 1)/d(leaf 0", "the oracle says",
                  "ulps", "tolerance model:", "finite differences", "seed: 3",
@@ -144,43 +131,60 @@ def test_a_finding_reads_without_the_code_and_leaves_a_working_reproducer(tmp_pa
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-class Hangs:
-    """A Value whose exp never returns."""
+HANGS = """
+    class Value:
+        \"\"\"A Value whose exp never returns (a loop in C, holding the GIL).\"\"\"
 
-    def __init__(self, data):
-        self.data, self.grad = float(data), 0.0
+        def __init__(self, data):
+            self.data, self.grad = float(data), 0.0
 
-    def exp(self):
-        while True:
+        def backward(self):
             pass
 
-
-def test_a_hanging_engine_times_out_per_example(tmp_path):
-    adapter = GenericAdapter(Hangs, capabilities=Capabilities(frozenset({"exp"})))
-    check = _check(tmp_path, adapter, "ops.values", "exp", example_time_limit=0.3)
-    t0 = time.monotonic()
-    with pytest.raises(pytest.fail.Exception, match="timeout"):
-        check.examples(st.op_inputs("exp"),
-                       lambda t: check_graph(check, _exp_graph(*t[0]), op="exp"))
-    assert time.monotonic() - t0 < 10
-    assert check.record.outcome == "timeout"
-
-
-def _exp_graph(x):
-    from gradcert.properties.suite.ops import op_graph
-
-    return op_graph("exp", (x,), None)
-
-
-def test_an_engine_that_raises_is_an_error_on_a_shrunk_graph(tmp_path):
-    class Raises(Hangs):
         def exp(self):
-            raise ArithmeticError("exp is broken")
+            sum(range(10**12))
+"""
 
-    adapter = GenericAdapter(Raises, capabilities=Capabilities(frozenset({"exp"})))
-    check = _check(tmp_path, adapter, "ops.values", "exp")
+
+def test_a_hanging_engine_times_out_with_its_graph_and_a_reproducer(tmp_path, engines):
+    engine = _engine(engines, tmp_path, "hangs", HANGS, ops={"exp"}, cpu=0.3)
+    check = _check(tmp_path, engine, "ops.values", "exp")
+    with pytest.raises(pytest.fail.Exception, match="more than 0.3 s of CPU"):
+        check.examples(st.op_inputs("exp"),
+                       lambda t: check_graph(check, op_graph("exp", t[0], None), op="exp"))
+    assert check.record.outcome == "timeout"
+    assert len(check.record.failure["graph"]["nodes"]) == 2
+    script = Path(check.record.reproducer)
+    assert "CPU_LIMIT = 0.3" in script.read_text()
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 1 and "more than 0.3 s of CPU" in run.stdout, run.stdout
+
+
+def test_an_engine_that_crashes_is_crashed_and_the_next_example_gets_a_fresh_host(
+        tmp_path, engines):
+    dies = HANGS.replace("sum(range(10**12))", "import os; os._exit(9)")
+    engine = _engine(engines, tmp_path, "dies", dies, ops={"exp"})
+    check = _check(tmp_path, engine, "ops.values", "exp")
+    with pytest.raises(pytest.fail.Exception, match="exit code 9"):
+        check.examples(st.op_inputs("exp"),
+                       lambda t: check_graph(check, op_graph("exp", t[0], None), op="exp"))
+    assert check.record.outcome == "crashed"
+    script = Path(check.record.reproducer)
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 1 and "exit code 9" in run.stdout, run.stdout
+    assert not engine.client.running and engine.client.starts == 1
+    assert engine.forward(Graph((Node.leaf(2.5),))) == 2.5  # on a fresh host
+    assert engine.client.starts == 2
+
+
+def test_an_engine_that_raises_is_an_error_on_a_shrunk_graph(tmp_path, engines):
+    raises = HANGS.replace("sum(range(10**12))", "raise ArithmeticError('exp is broken')")
+    engine = _engine(engines, tmp_path, "raises", raises, ops={"exp"})
+    check = _check(tmp_path, engine, "ops.values", "exp")
     with pytest.raises(pytest.fail.Exception, match="ArithmeticError: exp is broken"):
         check.examples(st.op_inputs("exp"),
-                       lambda t: check_graph(check, _exp_graph(*t[0]), op="exp"))
+                       lambda t: check_graph(check, op_graph("exp", t[0], None), op="exp"))
     assert check.record.outcome == "error"
     assert len(check.record.failure["graph"]["nodes"]) == 2  # the op and its leaf

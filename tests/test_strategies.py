@@ -287,5 +287,6 @@ def test_leaves_argument_sets_the_leaf_values():
 
 
 def test_public_names():
-    assert set(S.__all__) == {"KINDS", "chains", "graphs", "leaves", "op_inputs", "wide_sums"}
+    assert set(S.__all__) == {"KINDS", "chains", "graphs", "leaves", "op_inputs", "random_dag",
+                             "sum_chain", "tame", "wide_sums"}
     assert all(hasattr(S, name) for name in S.__all__)

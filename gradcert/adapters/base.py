@@ -18,6 +18,7 @@ it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -193,15 +194,24 @@ class Adapter:
             self._adam_state = state
         state[1]()
 
-    def run(self, graph: Graph) -> Run:
-        """Build ``graph`` fresh, op by op, read its value, backward, read the gradients."""
+    def build(self, graph: Graph, leaves: Sequence[Any] | None = None) -> list[Any]:
+        """``graph`` built op by op: one handle per node. Its leaves are fresh, or the
+        given leaf handles (a new forward from the same parameters)."""
+        given = None if leaves is None else iter(leaves)
         handles: list[Any] = []
         for i, n in enumerate(graph.nodes):
             with _at(i, n.op):
-                if n.op == "leaf":
-                    handles.append(self.leaf(n.value))  # type: ignore[arg-type]
-                else:
+                if n.op != "leaf":
                     handles.append(self.apply(n.op, [handles[a] for a in n.args], n.const))
+                elif given is not None:
+                    handles.append(next(given))
+                else:
+                    handles.append(self.leaf(n.value))  # type: ignore[arg-type]
+        return handles
+
+    def run(self, graph: Graph) -> Run:
+        """Build ``graph`` fresh, op by op, read its value, backward, read the gradients."""
+        handles = self.build(graph)
         out = handles[-1]
         with _at(graph.output, "read"):
             value = self.value(out)
@@ -294,14 +304,20 @@ class FunctionalAdapter(Adapter):
 class _at:
     """Context: wrap anything an engine raises in EngineError(node, op)."""
 
-    def __init__(self, node: int, op: str) -> None:
+    def __init__(self, node: int | None, op: str) -> None:
         self.node, self.op = node, op
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind: Any, e: Any, tb: Any) -> Literal[False]:
-        if e is None or isinstance(e, Unsupported) or not isinstance(e, Exception):
+        if e is not None and not isinstance(e, Exception):
+            # KeyboardInterrupt, SystemExit...: not ours to catch, but say where (the host reads it)
+            if getattr(e, "gradcert_at", None) is None:
+                with contextlib.suppress(Exception):
+                    e.gradcert_at = (self.node, self.op)
+            return False
+        if e is None or isinstance(e, Unsupported):
             return False
         if isinstance(e, EngineError):
             if e.node is None:

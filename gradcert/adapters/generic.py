@@ -3,10 +3,16 @@
 The class is constructed from a float and has ``.data``, ``.grad``,
 ``.backward()``, Python operators, and whichever of ``.log()``, ``.exp()``,
 ``.relu()``, ``.tanh()``, ``.sigmoid()`` and ``**`` it has. The adapter
-probes each op of the op table on small fresh Values at benign inputs and
-certifies what works; what does not is unsupported, with the reason in
-``capabilities().notes``. The engine's code is untrusted: every probe runs in
-a daemon thread with a time limit, so one that hangs does not hang gradcert.
+probes each op of the op table on small fresh Values at benign inputs. An op
+is unsupported only when the class lacks it: no such method or operator, or
+one that returns ``NotImplemented`` or raises ``NotImplementedError``. A
+method that exists but raises or returns something that is not a number is
+supported, with the reason in ``capabilities().notes``, so certification
+shows the failure instead of hiding it.
+
+The engine's code is untrusted: probing runs it, so it happens in the
+engine host (:mod:`gradcert.adapters.host`), which the judge limits and
+restarts; nothing here uses threads or timers.
 
 >>> from gradcert.engine import Value
 >>> caps = GenericAdapter(Value).capabilities()
@@ -16,10 +22,10 @@ a daemon thread with a time limit, so one that hangs does not hang gradcert.
 
 from __future__ import annotations
 
+import re
 import struct
-import threading
-from collections.abc import Callable, Sequence
-from functools import partial
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gradcert.adapters.base import (
@@ -31,47 +37,41 @@ from gradcert.adapters.base import (
     _number,
     _show,
 )
-from gradcert.graph import OPS
+from gradcert.graph import OPS, Op
 
-__all__ = ["GenericAdapter", "check_value_class", "probe"]
-
-PROBE_TIMEOUT = 5.0
-"""Seconds one probe of an untrusted engine may take before it counts as hung."""
-
-# Exceptions that mean "the class does not have this op" rather than "the op
-# failed at this input".
-_LACKS = (AttributeError, TypeError, NotImplementedError, AssertionError)
+__all__ = ["PROBE_STEPS", "GenericAdapter", "check_value_class", "method_of", "probe"]
 
 # Benign probe points: (x, y, constant), inside every op's domain, away from
 # kinks; tried in turn until one works, so an engine that fails at one
 # particular value is not taken for one that lacks the op.
 _POINTS = ((2.0, 3.0, 2.0), (0.75, 1.5, 3.0), (1.25, 0.5, -1.0))
 
+PROBE_STEPS: tuple[str, ...] = (*OPS, "dtype", "relu'(0)")
+"""What :func:`probe` runs, in order: each op, then the dtype and relu'(0) readings."""
 
-def _in_thread(f: Callable[[], Any], timeout: float) -> Any:
-    """``f()`` in a daemon thread; its exception re-raised; TimeoutError if it hangs."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = f()
-        except BaseException as e:  # the engine's code: anything may come out
-            box["error"] = e
-
-    t = threading.Thread(target=target, name="gradcert-probe", daemon=True)
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        raise TimeoutError(f"did not finish within {timeout:g} s")
-    if "error" in box:
-        e = box["error"]
-        if not isinstance(e, Exception):  # SystemExit, KeyboardInterrupt from the engine
-            raise RuntimeError(f"raised {type(e).__name__}: {e}") from e
-        raise e
-    return box.get("result")
+_OPERATORS = {"+": "add", "-": "sub", "*": "mul", "/": "truediv", "**": "pow"}
 
 
-def check_value_class(cls: Any, where: str, timeout: float = PROBE_TIMEOUT) -> None:
+def method_of(op: Op) -> str | None:
+    """The method or operator a Value class needs for ``op``, read off the op's template.
+
+    >>> method_of(OPS["rsubc"]), method_of(OPS["log"]), method_of(OPS["neg"])
+    ('__rsub__', 'log', '__neg__')
+    """
+    t = op.template
+    if m := re.fullmatch(r"\{0\}\.(\w+)\(\)", t):
+        return m.group(1)
+    if t == "-{0}":
+        return "__neg__"
+    if m := re.fullmatch(r"(\w+)\(\{0\}\)", t):
+        return f"__{m.group(1)}__"
+    if (m := re.fullmatch(r"\{(0|c)\} (\S+) \{(0|1|c)\}", t)) and m.group(2) in _OPERATORS:
+        name = _OPERATORS[m.group(2)]
+        return f"__r{name}__" if m.group(1) == "c" else f"__{name}__"
+    return None
+
+
+def check_value_class(cls: Any, where: str) -> None:
     """Raise :class:`TargetError` unless ``cls`` looks like a micrograd-style Value class.
 
     ``where`` names the target in the message.
@@ -87,7 +87,7 @@ def check_value_class(cls: Any, where: str, timeout: float = PROBE_TIMEOUT) -> N
         raise TargetError(f"{where} is a {type(cls).__name__}, not an engine: {expected}")
     name = cls.__name__
     try:
-        v = _in_thread(lambda: cls(2.0), timeout)
+        v = cls(2.0)
     except Exception as e:
         raise TargetError(f"{where}: calling {name}(2.0) raised {type(e).__name__}: {e}; "
                           f"{expected}") from None
@@ -108,81 +108,124 @@ def _float32(x: float) -> float:
     return float(struct.unpack("f", struct.pack("f", x))[0])
 
 
-def probe(cls: type, timeout: float = PROBE_TIMEOUT) -> Capabilities:
+def probe(cls: type, *, skip: Mapping[str, str] | None = None,
+          progress: Callable[[str], None] | None = None) -> Capabilities:
     """Find which ops of the op table ``cls`` supports, its dtype and zero_grad.
 
-    An op is supported when applying it to fresh ``cls`` instances gives an
-    instance of ``cls`` whose ``.data`` is a number and whose ``backward()``
-    runs. AttributeError, TypeError, NotImplementedError or AssertionError
-    mean the op is missing; any other failure at every probe point is
-    recorded in ``notes`` but the op counts as supported, so certification
-    shows the failure instead of hiding it.
+    An op is supported when the class has its method or operator (see
+    :func:`method_of`) and does not decline it (``NotImplemented``,
+    ``NotImplementedError``). Applying it to fresh ``cls`` instances should
+    give an instance of ``cls`` whose ``.data`` is a number and whose
+    ``backward()`` runs; one that fails at every probe point is still
+    supported, with the reason in ``notes``, so certification shows the
+    failure instead of hiding it.
+
+    ``skip`` maps steps of :data:`PROBE_STEPS` not to run to why (the judge
+    passes the ones that hung or crashed an earlier host); a skipped op the
+    class has counts as supported. ``progress(step)`` is called before each
+    step, so whoever limits this process knows where it stopped.
 
     >>> class V:
     ...     def __init__(self, data): self.data, self.grad = data, 0.0
     ...     def __add__(self, o): return V(self.data + (o.data if isinstance(o, V) else o))
+    ...     def exp(self): raise ValueError("not today")
     ...     def backward(self): self.grad = 1.0
     >>> caps = probe(V)
     >>> sorted(caps.ops), caps.notes["log"]
-    (['add', 'addc'], "AttributeError: 'V' object has no attribute 'log'")
+    (['add', 'addc', 'exp'], "V has no attribute 'log'")
+    >>> caps.notes["exp"]
+    'fails at every probe point: ValueError: not today'
     """
+    skip = skip or {}
+    limit = sys.getrecursionlimit()
     ops, notes = set(), {}
     for name, op in OPS.items():
-        status, problem = "fails", ""
-        for x, y, c in _POINTS:
-            try:
-                _in_thread(partial(_probe_op, cls, op, x, y, c), timeout)
-            except TimeoutError as e:
-                status, problem = "hangs", f"probe {e}"
-                break
-            except _LACKS as e:
-                status, problem = "lacks", f"{type(e).__name__}: {e}"
-                break
-            except Exception as e:
-                problem = f"{type(e).__name__}: {e}"
-                continue
-            status = "ok"
-            break
-        if status in ("ok", "fails"):
+        method = method_of(op)
+        if method is not None and not callable(getattr(cls, method, None)):
+            notes[name] = f"{cls.__name__} has no attribute {method!r}"
+            continue
+        if name in skip:
             ops.add(name)
-        if status == "fails":
-            notes[name] = f"fails at every probe point: {problem}"
-        elif status != "ok":
-            notes[name] = problem
-    dtype, note = _dtype(cls, timeout)
+            notes[name] = skip[name]
+            continue
+        if progress is not None:
+            progress(name)
+        declined = _probe(cls, op, method)
+        sys.setrecursionlimit(limit)  # whatever the op did to it is not the next one's
+        if declined is None or not declined.startswith("lacks: "):
+            ops.add(name)
+        if declined is not None:
+            notes[name] = declined.removeprefix("lacks: ")
+    note: str | None
+    if "dtype" in skip:
+        dtype, note = "float64", f"not determined: {skip['dtype']}"
+    else:
+        if progress is not None:
+            progress("dtype")
+        dtype, note = _dtype(cls)
     if note:
         notes["dtype"] = note
     if "relu" in ops:
-        try:
-            notes["relu'(0)"] = repr(_in_thread(lambda: _relu_at_zero(cls), timeout))
-        except Exception as e:
-            notes["relu'(0)"] = f"{type(e).__name__}: {e}"
+        if "relu'(0)" in skip:
+            notes["relu'(0)"] = skip["relu'(0)"]
+        else:
+            if progress is not None:
+                progress("relu'(0)")
+            try:
+                notes["relu'(0)"] = repr(_relu_at_zero(cls))
+            except BaseException as e:  # the engine's code: anything may come out
+                notes["relu'(0)"] = f"{type(e).__name__}: {e}"
     return Capabilities(frozenset(ops), dtype, callable(getattr(cls, "zero_grad", None)),
                         notes=notes)
+
+
+def _probe(cls: Any, op: Op, method: str | None) -> str | None:
+    """None if ``op`` works at a probe point; ``"lacks: why"`` if the class declines it;
+    else why it fails at every probe point."""
+    problem = ""
+    for x, y, c in _POINTS:
+        try:
+            _probe_op(cls, op, x, y, c)
+            return None
+        except BaseException as e:  # the engine's code: anything may come out
+            if isinstance(e, NotImplementedError):
+                return f"lacks: {method or op.name} raises NotImplementedError: {e}"
+            if isinstance(e, TypeError) and method and _returns_not_implemented(
+                    cls, op, method, x, y, c):
+                return f"lacks: {cls.__name__}.{method} returns NotImplemented for " \
+                       f"{'a float' if op.has_const else 'a ' + cls.__name__}"
+            problem = f"{type(e).__name__}: {e}"
+    return f"fails at every probe point: {problem}"
+
+
+def _returns_not_implemented(cls: Any, op: Op, method: str, x: float, y: float,
+                             c: float) -> bool:
+    try:
+        operands = [cls(x), cls(y)][:op.arity] + ([c] if op.has_const else [])
+        return getattr(cls, method)(*operands) is NotImplemented
+    except BaseException:  # the engine's code: anything may come out
+        return False
 
 
 def _probe_op(cls: Any, op: Any, x: float, y: float, c: float) -> None:
     operands = [cls(x), cls(y)][:op.arity]
     out = op.apply(*operands, c) if op.has_const else op.apply(*operands)
     if not isinstance(out, cls):
-        raise TypeError(f"{op.name} returned {type(out).__name__}, not {cls.__name__}")
-    float(out.data)
+        raise TypeError(f"{op.name} returned {_show(out)} ({type(out).__name__}), "
+                        f"not a {cls.__name__}")
+    _number(out.data, "value (.data)")
     out.backward()
     for v in operands:
         if v.grad is not None:
-            float(v.grad)
+            _number(v.grad, "gradient (.grad)")
 
 
-def _dtype(cls: Any, timeout: float) -> tuple[str, str | None]:
+def _dtype(cls: Any) -> tuple[str, str | None]:
     third = 1.0 / 3.0
-
-    def read() -> list[Any]:
-        v = cls(third)
-        return [v.data, (v * 1.0).data]
-
     try:
-        datas = _in_thread(read, timeout)
-    except Exception as e:
+        v = cls(third)
+        datas = [v.data, (v * 1.0).data]
+    except BaseException as e:  # the engine's code: anything may come out
         return "float64", f"not determined: {type(e).__name__}: {e}"
     kinds = {type(d).__name__ for d in datas}
     if "float32" in kinds or str(getattr(datas[0], "dtype", "")) == "float32":
@@ -213,8 +256,13 @@ class GenericAdapter(Adapter):
         self._caps = capabilities
 
     def capabilities(self) -> Capabilities:
+        return self.probe()
+
+    def probe(self, *, skip: Mapping[str, str] | None = None,
+              progress: Callable[[str], None] | None = None) -> Capabilities:
+        """The capabilities, probed (see :func:`probe`) the first time they are asked for."""
         if self._caps is None:
-            self._caps = probe(self.cls)
+            self._caps = probe(self.cls, skip=skip, progress=progress)
         return self._caps
 
     def leaf(self, x: float) -> Any:

@@ -26,7 +26,9 @@ from typing import Any
 
 from gradcert.graph import OPS, Graph
 
-__all__ = ["build_source", "script", "write"]
+__all__ = ["build_source", "chain_body", "domain_body", "dtype_body", "host_prelude",
+           "isolated_body", "kink_body", "oracle_body", "script", "second_backward_body",
+           "write"]
 
 MAX_INLINE = 2000  # graphs larger than this are written as data plus a small interpreter
 
@@ -104,7 +106,7 @@ def build_source(graph: Graph) -> str:
 
 def script(*, pid: str, outcome: str, target: str, prelude: str, summary: str,
            body: str, profile: str = "", seed: Any = None) -> str:
-    """A whole reproducer: docstring, the adapter's prelude (which imports the engine and
+    """A whole reproducer: docstring, the engine's prelude (which imports the engine and
     defines ``Value``, ``backward``, ``value`` and ``grad``), helpers, ``body`` (which
     must define ``main() -> int``), and the exit."""
     doc = (f'"""gradcert reproducer: {pid} {outcome} for {target}.\n\n'
@@ -132,13 +134,14 @@ def _wrap(text: str, width: int = 78) -> str:
     return "\n".join(out + [line])
 
 
-def _oracle_body(graph: Graph, f: Any, check: Any) -> str:
-    from gradcert.oracle import exact_graph, round_to
-    from gradcert.oracle.tolerance import tolerance
+# -- the bodies: one named template per kind of finding ---------------------------------
 
-    dtype = check.caps.dtype
-    ex = exact_graph(graph)
-    tol = tolerance(graph, ex, dtype=dtype, seed=check.seed)
+
+def oracle_body(graph: Graph, value: str, *, ex: Any, tol: Any, dtype: str) -> str:
+    """Rebuild ``graph``, backward, and compare value and gradients with the exact ones
+    (``ex``, rounded to ``dtype``) within the tolerance model's bounds ``tol``."""
+    from gradcert.oracle import round_to
+
     grads = [round_to(g, dtype) for g in ex.grad]
     return (build_source(graph) + "\n\n"
             f"EXPECTED_VALUE = {round_to(ex.value, dtype)!r}\n"
@@ -147,7 +150,7 @@ def _oracle_body(graph: Graph, f: Any, check: Any) -> str:
             f"BOUND_VALUE = {float(tol.value)!r}\n"
             f"BOUND_GRADS = {[float(b) for b in tol.grad]!r}\n\n\n"
             "def main():\n"
-            f"    leaves, out = build({check.adapter.make_value})\n"
+            f"    leaves, out = build({value})\n"
             "    backward(out)\n"
             "    rows = [(\"value\", EXPECTED_VALUE, value(out), BOUND_VALUE)]\n"
             "    rows += [(f\"grad x{i}\", e, grad(x), b) for i, (x, e, b)\n"
@@ -155,21 +158,286 @@ def _oracle_body(graph: Graph, f: Any, check: Any) -> str:
             "    return 1 if table(rows) else 0\n")
 
 
-def write(check: Any, f: Any, path: Path) -> Path:
-    """Write the reproducer for finding ``f`` of ``check``'s property to ``path``."""
+def kink_body(value: str, *, x: float) -> str:
+    """relu at ``x`` (0.0 or -0.0): value 0 and a derivative inside [0, 1]."""
+    return ("def main():\n"
+            f"    x = {value}({x!r})\n"
+            "    out = x.relu()\n    backward(out)\n"
+            "    rows = [('value', 0.0, value(out), 0.0)]\n"
+            "    d = grad(x)\n"
+            f"    print(f\"relu'({x!r}) = {{d!r}}; it must lie in [0, 1]\")\n"
+            "    return 1 if table(rows) or not 0.0 <= d <= 1.0 else 0\n")
+
+
+def second_backward_body(graph: Graph, value: str, *, exact: list[float]) -> str:
+    """Backward twice on ``graph``'s output: the gradients must double or stay."""
+    return (build_source(graph) + "\n\n"
+            f"EXACT_GRADS = {exact!r}\n\n\n"
+            "def main():\n"
+            f"    leaves, out = build({value})\n"
+            "    backward(out)\n"
+            "    first = [grad(x) for x in leaves]\n"
+            "    try:\n"
+            "        backward(out)\n"
+            "    except Exception as e:\n"
+            "        print(f'a second backward raises {type(e).__name__}: {e} '\n"
+            "              '(a clear error: fine)')\n"
+            "        return 0\n"
+            "    second = [grad(x) for x in leaves]\n"
+            "    print('exact gradient:        ', EXACT_GRADS)\n"
+            "    print('after one backward:    ', first)\n"
+            "    print('after a second one:    ', second)\n"
+            "    acc = table([(f'x{i} (acc.)', 2 * a, b, 1e-12 * abs(a))\n"
+            "                 for i, (a, b) in enumerate(zip(first, second))])\n"
+            "    reset = sum(not close(b, a, 1e-12 * abs(a)) for a, b in zip(first, second))\n"
+            "    if acc == 0 or reset == 0:\n"
+            "        return 0\n"
+            "    print('neither accumulated (2x the first) nor reset (= the first)')\n"
+            "    return 1\n")
+
+
+def chain_body(value: str, *, n: int, raised: bool) -> str:
+    """``sum()`` over ``n`` Values and backward, in the main thread; with ``raised``, under
+    a large stack (re-run in a child process) and a recursion limit of 20 frames per node,
+    as the engine host runs deep chains."""
+    setup = ("    if '--child' not in sys.argv:\n"
+             "        import resource\n"
+             "        import subprocess\n"
+             "        def big_stack():\n"
+             "            soft, hard = resource.getrlimit(resource.RLIMIT_STACK)\n"
+             "            want = 512 * 2**20\n"
+             "            if hard != resource.RLIM_INFINITY:\n"
+             "                want = min(want, hard)\n"
+             "            resource.setrlimit(resource.RLIMIT_STACK, (want, hard))\n"
+             "        return subprocess.run([sys.executable, __file__, '--child'],\n"
+             "                              preexec_fn=big_stack).returncode\n"
+             "    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20 * N + 1000))\n"
+             if raised else "")
+    return (f"N = {n}\n\n\n"
+            "def main():\n" + setup +
+            "    try:\n"
+            f"        xs = [{value}(1.0) for _ in range(N)]\n"
+            "        out = sum(xs)\n"
+            "        backward(out)\n"
+            "        gs = [grad(x) for x in xs]\n"
+            "    except BaseException as e:\n"
+            "        print(f'sum() over {N} Values: backward raised {e!r}')\n"
+            "        return 1\n"
+            "    print(f'sum() over {N} Values: value {value(out)!r}, gradients from '\n"
+            "          f'{min(gs)!r} to {max(gs)!r}')\n"
+            "    return 0 if [value(out), min(gs), max(gs)] == [float(N), 1.0, 1.0] else 1\n")
+
+
+def domain_body(value: str, *, cases: list[tuple[str, str, tuple[float, ...],
+                                                  float | None]]) -> str:
+    """Each domain edge ``(case, op, operands, const)`` must raise or give inf/nan."""
+    lines = ["CASES = ["]
+    for case, op, xs, const in cases:
+        expr = OPS[op].template.format(*(f"{value}({x!r})" for x in xs),
+                                       c=repr(const) if const is not None else "")
+        lines.append(f"    ({case!r}, lambda: {expr}),")
+    lines.append("]")
+    return ("\n".join(lines) + "\n\n\n"
+            "def main():\n"
+            "    bad = 0\n"
+            "    for case, f in CASES:\n"
+            "        try:\n"
+            "            v = value(f())\n"
+            "        except Exception as e:\n"
+            "            print(f'{case}: raises {type(e).__name__}: {e} (fine)')\n"
+            "            continue\n"
+            "        ok = not math.isfinite(v)\n"
+            "        bad += not ok\n"
+            "        print(f'{case}: {v!r}' + ('' if ok else '   <-- silently finite'))\n"
+            "    return 1 if bad else 0\n")
+
+
+def dtype_body(value: str, *, x: float, f32: float) -> str:
+    """A leaf holding ``x`` (which float32 rounds to ``f32``) must read back exactly."""
+    return (f"X = {x!r}  # needs float64: float32 rounds it to {f32!r}\n\n\n"
+            "def main():\n"
+            f"    got = value({value}(X))\n"
+            "    print(f'a leaf holding {X!r} reads back as {got!r}')\n"
+            "    return 0 if got == X else 1\n")
+
+
+def isolated_body(graph: Graph, value: str, *, cpu: float | None) -> str:
+    """Build ``graph`` and backward in a child process limited to ``cpu`` seconds of CPU
+    (if given): exit 1 while the child crashes, raises or runs over its limit."""
+    limit = "None" if cpu is None else repr(float(cpu))
+    return (build_source(graph) + "\n\n"
+            f"CPU_LIMIT = {limit}  # seconds of CPU the engine had\n\n\n"
+            "def child():\n"
+            f"    leaves, out = build({value})\n"
+            "    backward(out)\n"
+            "    print('value:', value(out))\n"
+            "    print('gradients:', [grad(x) for x in leaves])\n\n\n"
+            "def main():\n"
+            "    if '--child' in sys.argv:\n"
+            "        child()\n"
+            "        return 0\n"
+            "    import resource\n"
+            "    import signal\n"
+            "    import subprocess\n"
+            "    def limit():\n"
+            "        if CPU_LIMIT is not None:\n"
+            "            s = math.ceil(CPU_LIMIT)\n"
+            "            resource.setrlimit(resource.RLIMIT_CPU, (s, s + 1))\n"
+            "    run = subprocess.run([sys.executable, __file__, '--child'], preexec_fn=limit,\n"
+            "                         stdin=subprocess.DEVNULL)\n"
+            "    code = run.returncode\n"
+            "    if code == 0:\n"
+            "        print('the engine ran the graph without crashing or hanging')\n"
+            "        return 0\n"
+            "    if code < 0 and -code in (signal.SIGXCPU, signal.SIGKILL):\n"
+            "        print(f'the engine used more than {CPU_LIMIT} s of CPU on the graph')\n"
+            "    elif code < 0:\n"
+            "        print(f'the engine was killed by {signal.Signals(-code).name}')\n"
+            "    else:\n"
+            "        print(f'the engine ended with exit code {code}')\n"
+            "    return 1\n")
+
+
+def write(check: Any, f: Any, path: Path, outcome: str | None = None) -> Path:
+    """Write the reproducer for finding ``f`` of ``check``'s property to ``path``.
+
+    ``f.repro`` names the template (``kind``) and its parameters; the engine's
+    prelude and its name for the leaf constructor come from its host.
+    """
     repro = dict(f.repro or {})
-    kind = repro.get("kind", "oracle")
+    kind = repro.pop("kind", "oracle")
+    info = check.engine.info
+    value = info.make_value
     if kind == "oracle":
-        body = _oracle_body(f.graph, f, check)
-    elif "body" in repro:
-        body = repro["body"]
+        ex, tol = repro.get("ex"), repro.get("tol")
+        if ex is None or tol is None:
+            from gradcert.oracle import exact_graph
+            from gradcert.oracle.tolerance import tolerance
+
+            ex = exact_graph(f.graph)
+            tol = tolerance(f.graph, ex, dtype=check.caps.dtype, seed=check.seed)
+        body = oracle_body(f.graph, value, ex=ex, tol=tol, dtype=check.caps.dtype)
+    elif kind in _GRAPH_TEMPLATES:
+        body = _GRAPH_TEMPLATES[kind](f.graph, value, **repro)
+    elif kind in _TEMPLATES:
+        body = _TEMPLATES[kind](value, **repro)
     else:
-        raise ValueError(f"no reproducer for kind {kind!r}")
+        raise ValueError(f"no reproducer template {kind!r}")
     seed = "derandomized" if check.profile.derandomize else check.config.seed
-    text = script(pid=check.id, outcome=f.outcome, target=check.adapter.target,
-                  prelude=check.adapter.reproducer_prelude(), summary=f.summary, body=body,
+    text = script(pid=check.id, outcome=outcome or f.outcome, target=info.target,
+                  prelude=prelude(check), summary=f.summary, body=body,
                   profile=check.profile.name, seed=seed)
     compile(text, str(path), "exec")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def prelude(check: Any) -> str:
+    """The engine's reproducer prelude, as its host gave it; for a host that gives none
+    (one in another language), :func:`host_prelude` for the host's command."""
+    given = str(check.engine.info.prelude or "")
+    if given.strip() or not check.config.host:
+        return given
+    return host_prelude(list(check.config.host), check.config.target)
+
+
+_HOST_PRELUDE = '''import json
+import struct
+import subprocess
+
+HOST_COMMAND = {command!r}
+TARGET = {target!r}
+_TAPE = []  # every node recorded so far: ["leaf", x], [op, [args]] or [op, [args], c]
+_HOST = []  # the host process and its pipes, started on first use
+_BUILT = []  # (tape length, graph id) of the last graph the host built
+
+
+def _call(op, **fields):
+    """One request to the engine's host (docs/host-protocol.md); its result."""
+    if not _HOST:
+        r1, w1 = os.pipe()
+        r2, w2 = os.pipe()
+        env = dict(os.environ, GRADCERT_HOST_FDS=f"{{r1}},{{w2}}")
+        proc = subprocess.Popen(HOST_COMMAND, stdin=subprocess.DEVNULL, pass_fds=(r1, w2),
+                                env=env)
+        os.close(r1)
+        os.close(w2)
+        _HOST.extend([proc, os.fdopen(w1, "wb"), os.fdopen(r2, "rb"), [0]])
+        _call("hello", version=1, target=TARGET)
+    proc, w, r, n = _HOST
+    n[0] += 1
+    body = json.dumps({{"id": n[0], "op": op, **fields}}).encode()
+    w.write(struct.pack(">I", len(body)) + body)
+    w.flush()
+    head = r.read(4)
+    if len(head) < 4:
+        raise RuntimeError(f"the engine host ended (exit code {{proc.wait()}})")
+    reply = json.loads(r.read(struct.unpack(">I", head)[0]))
+    if not reply.get("ok"):
+        raise RuntimeError(reply["error"]["message"])
+    return reply["result"]
+
+
+class Value:
+    """A recorded scalar: the host builds what was recorded when a result is asked for."""
+
+    def __init__(self, data=None, node=None):
+        _TAPE.append(["leaf", float(data)] if node is None else node)
+        self.i = len(_TAPE) - 1
+
+    def _op(self, op, args, c=None):
+        return Value(node=[op, [a.i for a in args]] + ([] if c is None else [float(c)]))
+
+    def _bin(self, op, other, opc):
+        if isinstance(other, Value):
+            return self._op(op, [self, other])
+        return self._op(opc, [self], other)
+
+    def __add__(self, o): return self._bin("add", o, "addc")
+    def __sub__(self, o): return self._bin("sub", o, "subc")
+    def __mul__(self, o): return self._bin("mul", o, "mulc")
+    def __truediv__(self, o): return self._bin("div", o, "divc")
+    def __radd__(self, c): return self._op("raddc", [self], c)
+    def __rsub__(self, c): return self._op("rsubc", [self], c)
+    def __rmul__(self, c): return self._op("rmulc", [self], c)
+    def __rtruediv__(self, c): return self._op("rdivc", [self], c)
+    def __neg__(self): return self._op("neg", [self])
+    def __pow__(self, c): return self._op("powc", [self], c)
+    def log(self): return self._op("log", [self])
+    def exp(self): return self._op("exp", [self])
+    def relu(self): return self._op("relu", [self])
+    def tanh(self): return self._op("tanh", [self])
+    def sigmoid(self): return self._op("sigmoid", [self])
+
+
+def _ref(v):
+    if not _BUILT or _BUILT[0][0] != len(_TAPE):
+        _BUILT[:] = [(len(_TAPE), _call("build", graph=_TAPE, free=True)["graph"])]
+    return [_BUILT[0][1], v.i]
+
+
+def backward(out):
+    _call("backward", ref=_ref(out))
+
+
+def value(v):
+    return float(_call("value", ref=_ref(v))["value"])
+
+
+def grad(x):
+    return float(_call("grads", refs=[_ref(x)])["grads"][0])
+'''
+
+
+def host_prelude(command: list[str], target: str | None) -> str:
+    """A prelude that drives the engine through its host's ``command`` with the protocol
+    (standard library only): a recording ``Value`` whose graph the host builds when a
+    value or gradient is read, and ``backward``, ``value``, ``grad`` as requests."""
+    return _HOST_PRELUDE.format(command=command, target=target)
+
+
+_GRAPH_TEMPLATES: dict[str, Any] = {"second_backward": second_backward_body,
+                                    "isolated": isolated_body}
+_TEMPLATES: dict[str, Any] = {"kink": kink_body, "chain": chain_body, "domain": domain_body,
+                              "dtype": dtype_body}

@@ -1,12 +1,15 @@
-"""How a conformance property runs: profiles, the per-test check context, time limits,
-and how a finding becomes a readable failure with a reproducer.
+"""How a conformance property runs: profiles, the per-test check context, and how a
+finding becomes a readable failure with a reproducer.
 
 Each property is a pytest test that takes the ``gradcert_check`` fixture (a
 :class:`Check`). It draws examples with hypothesis under the profile's
-settings, runs them on the engine through the adapter, and raises a
-:class:`Finding` when the engine is wrong; :meth:`Check.examples` lets
-hypothesis shrink it, then :meth:`Check.fail` writes the reproducer and fails
-the test with a message that needs no knowledge of the test's code.
+settings, runs them on the engine through its host
+(:mod:`gradcert.properties.engine`), and raises a :class:`Finding` when the
+engine is wrong; :meth:`Check.examples` lets hypothesis shrink it, then
+:meth:`Check.fail` writes the reproducer and fails the test with a message
+that needs no knowledge of the test's code. An engine that goes over its CPU
+limit or kills its host stops the property at once (:class:`EngineTimeout`,
+:class:`EngineCrashed`), with the example's graph.
 
 >>> PROFILES["ci"].derandomize, PROFILES["quick"].examples <= PROFILES["thorough"].examples
 (True, True)
@@ -16,12 +19,8 @@ the test with a message that needs no knowledge of the test's code.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,59 +32,65 @@ __all__ = [
     "PROFILES",
     "Check",
     "Config",
+    "EngineCrashed",
     "EngineRaised",
     "EngineTimeout",
     "Finding",
-    "TimedOut",
     "Profile",
+    "TimedOut",
     "property_id",
-    "time_limit",
 ]
 
 
 @dataclass(frozen=True)
 class Profile:
     """How hard a certification looks. ``examples``: hypothesis examples per graph
-    property; ``op_examples``: per op; limits in seconds."""
+    property; ``op_examples``: per op. Limits are CPU seconds of the engine's host, so a
+    loaded machine does not change a verdict; ``test_timeout`` is a wall-clock backstop
+    for the whole test (pytest-timeout's), far above what the CPU limits allow."""
 
     name: str
     examples: int
     op_examples: int
     derandomize: bool
     database: bool
-    example_time_limit: float  # one example on the engine; beyond it: "timeout"
-    test_timeout: float  # a whole test (pytest-timeout's backstop)
+    example_cpu: float  # one request of an example on the engine; beyond it: "timeout"
+    test_timeout: float  # a whole test, wall clock (pytest-timeout's backstop)
+    chain_cpu: float  # one sum() chain of robustness.chain_10k / deep_chain
     max_nodes: int  # random graphs' size
     deep_depths: tuple[int, ...]  # robustness.deep_chain's ladder
     large_nodes: int  # robustness.large_graph's size
-    large_time_bound: float  # seconds for its forward + backward
+    large_cpu: float  # CPU seconds for its forward + backward
 
 
 PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", examples=20, op_examples=20, derandomize=False, database=True,
-                     example_time_limit=10.0, test_timeout=300.0, max_nodes=12,
+                     example_cpu=10.0, test_timeout=3000.0, chain_cpu=100.0, max_nodes=12,
                      deep_depths=(2_000, 20_000, 100_000), large_nodes=100_000,
-                     large_time_bound=60.0),
+                     large_cpu=60.0),
     "ci": Profile("ci", examples=200, op_examples=100, derandomize=True, database=False,
-                  example_time_limit=20.0, test_timeout=900.0, max_nodes=20,
+                  example_cpu=20.0, test_timeout=9000.0, chain_cpu=300.0, max_nodes=20,
                   deep_depths=(2_000, 5_000, 20_000, 50_000, 100_000), large_nodes=100_000,
-                  large_time_bound=60.0),
+                  large_cpu=60.0),
     "thorough": Profile("thorough", examples=1000, op_examples=500, derandomize=False,
-                        database=True, example_time_limit=30.0, test_timeout=3600.0,
-                        max_nodes=30, deep_depths=(2_000, 5_000, 10_000, 20_000, 50_000,
-                                                   100_000),
-                        large_nodes=100_000, large_time_bound=60.0),
+                        database=True, example_cpu=30.0, test_timeout=36000.0,
+                        chain_cpu=1200.0, max_nodes=30,
+                        deep_depths=(2_000, 5_000, 10_000, 20_000, 50_000, 100_000),
+                        large_nodes=100_000, large_cpu=60.0),
 }
 
 
 @dataclass(frozen=True)
 class Config:
-    """What a session certifies and how: the target, profile, seed and output directory."""
+    """What a session certifies and how: the target (or the command of a host that speaks
+    for an engine), profile, seed and output directory."""
 
     target: str | None = None
     profile: Profile = field(default_factory=lambda: PROFILES["quick"])
     seed: int | None = None
     out: Path | None = None
+    host: tuple[str, ...] | None = None
+    load_cpu: float | None = None  # CPU seconds to load the target (None: the client's)
 
     def hypothesis_settings(self, examples: int) -> Any:
         from hypothesis import HealthCheck, settings
@@ -135,19 +140,20 @@ class Finding(Exception):
 
 
 class EngineRaised(Finding):
-    """The engine raised (or returned something that is not a number) where the oracle
-    has a finite answer."""
+    """The engine raised, or returned something that is not a number (``error`` is the
+    host's error reply, with its message and where)."""
 
     outcome = "error"
 
-    def __init__(self, graph: Graph | None, error: BaseException, what: str = "") -> None:
-        original = getattr(error, "original", None) or getattr(error, "__cause__", None) or error
+    def __init__(self, graph: Graph | None, error: Any, what: str = "",
+                 oracle: bool = True) -> None:
         node = getattr(error, "node", None)
-        where = f" at node {node}" if node is not None else ""
         op = getattr(error, "op", None)
+        where = f" at node {node}" if node is not None else ""
         where += f" ({op})" if op else ""
-        summary = (f"the engine raised {type(original).__name__}: {original}{where}"
-                   f"{' while ' + what if what else ''}, where the oracle has a finite answer")
+        message = getattr(error, "message", None) or str(error)
+        summary = (f"{message}{where}{' while ' + what if what else ''}"
+                   + (", where the oracle has a finite answer" if oracle and graph else ""))
         super().__init__(summary, graph, repro={"kind": "oracle"} if graph is not None else None)
         self.error = error
 
@@ -159,77 +165,43 @@ class TimedOut(Finding):
 
 
 class EngineTimeout(BaseException):
-    """One example ran longer than the profile's per-example limit.
+    """The engine's host went over its CPU limit on ``graph`` and was killed.
 
     A BaseException, so hypothesis stops at once instead of shrinking a hang.
     """
 
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"one example took longer than {seconds:g} s")
-        self.seconds = seconds
-        self.graph: Graph | None = None
+    def __init__(self, message: str, graph: Graph | None = None, seconds: float = 0.0) -> None:
+        super().__init__(message)
+        self.message, self.graph, self.seconds = message, graph, seconds
 
 
-@contextlib.contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`EngineTimeout` in the main thread after ``seconds`` (SIGALRM).
+class EngineCrashed(BaseException):
+    """The engine's host died on ``graph`` (an exit, a signal, closed pipes, a broken
+    protocol). A BaseException, so hypothesis stops at once: each retry costs a host."""
 
-    An outer alarm (pytest-timeout's) is kept: if it is due first it fires as
-    it would have, and it is re-armed with its remaining time afterwards.
-    Elsewhere than the main thread, or without SIGALRM, nothing is limited.
-
-    >>> with time_limit(5.0):
-    ...     x = sum(range(10))
-    >>> x
-    45
-    """
-    if (not seconds or not hasattr(signal, "setitimer")
-            or threading.current_thread() is not threading.main_thread()):
-        yield
-        return
-    outer_handler = signal.getsignal(signal.SIGALRM)
-    outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
-    start = time.monotonic()
-    outer_first = bool(outer_left) and outer_left <= seconds
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        if outer_first and callable(outer_handler):
-            outer_handler(signum, frame)
-        raise EngineTimeout(seconds)
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, outer_left if outer_first else seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, outer_handler)
-        if outer_left and not outer_first:
-            left = outer_left - (time.monotonic() - start)
-            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3))
+    def __init__(self, message: str, graph: Graph | None = None) -> None:
+        super().__init__(message)
+        self.message, self.graph = message, graph
 
 
 # -- the per-test context -----------------------------------------------------
 
 
 class Check:
-    """A property test's view of the session: the adapter, its capabilities, the
-    profile, the recorder, and how to run examples and report findings."""
+    """A property test's view of the session: the engine (behind its host), its
+    capabilities, the profile, the recorder, and how to run examples and report findings."""
 
-    def __init__(self, config: Config, adapter: Any, recorder: Any, pid: str,
+    def __init__(self, config: Config, engine: Any, recorder: Any, pid: str,
                  item: str | None = None) -> None:
         self.config = config
-        self.adapter = adapter
+        self.engine = engine
         self.record = recorder
         self.id = pid
         self.item = item
-        self._caps: Any = None
 
     @property
     def caps(self) -> Any:
-        if self._caps is None:
-            self._caps = self.adapter.capabilities()
-        return self._caps
+        return self.engine.caps
 
     @property
     def profile(self) -> Profile:
@@ -241,12 +213,10 @@ class Check:
 
     def require(self, *ops: str, any_of: bool = False) -> frozenset[str]:
         """Skip as unsupported unless the engine has the ops (all, or ``any_of``)."""
-        import pytest
-
         have = frozenset(self.caps.ops)
         missing = [o for o in ops if o not in have]
         if (any_of and len(missing) == len(ops)) or (not any_of and missing):
-            pytest.skip(f"unsupported: the engine lacks {', '.join(missing)}")
+            self.unsupported(f"the engine lacks {', '.join(missing)}")
         return have & frozenset(ops)
 
     def unsupported(self, why: str) -> None:
@@ -254,32 +224,20 @@ class Check:
 
         pytest.skip(f"unsupported: {why}")
 
-    def call(self, fn: Callable[[], Any], graph: Graph | None, what: str = "") -> Any:
-        """``fn()`` on the engine, with the per-example time limit; whatever the engine
-        raises becomes an :class:`EngineRaised` finding on ``graph``."""
-        try:
-            with time_limit(self.profile.example_time_limit):
-                return fn()
-        except EngineTimeout as t:
-            t.graph = graph
-            raise
-        except Finding:
-            raise
-        except Exception as e:  # the engine's code is untrusted: anything may come out
-            from gradcert.adapters.base import Unsupported
-
-            if isinstance(e, Unsupported):
-                self.unsupported(str(e))
-            raise EngineRaised(graph, e, what) from e
-
     def examples(self, strategy: Any, check: Callable[[Any], None],
                  examples: int | None = None) -> None:
         """Run ``check`` on hypothesis examples of ``strategy``; report the shrunk finding."""
         from hypothesis import given
         from hypothesis import seed as hseed
 
+        from gradcert.adapters.client import Unsupported
+
         def example(x: Any) -> None:
-            check(x)
+            self.engine.new_example()
+            try:
+                check(x)
+            except Unsupported as e:  # not a finding to shrink: the property is unsupported
+                self.unsupported(str(e))
 
         n = self.profile.examples if examples is None else examples
         test = self.config.hypothesis_settings(n)(given(strategy)(example))
@@ -288,13 +246,36 @@ class Check:
         self.guard(test)
 
     def guard(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` and turn a finding or a timeout into this test's failure."""
+        """Run ``fn`` and turn a finding, a timeout or a crash into this test's failure."""
+        from gradcert.adapters.client import Unsupported
+
         try:
             fn()
         except Finding as f:
             self.fail(f)
+        except Unsupported as e:
+            self.unsupported(str(e))
         except EngineTimeout as t:
-            self.fail(Finding(f"timeout: {t}", t.graph, repro=None), outcome="timeout")
+            self.fail(Finding(t.message, t.graph, repro=_isolated(t.graph, t.seconds)),
+                      outcome="timeout")
+        except EngineCrashed as c:
+            self.fail(Finding(c.message, c.graph, repro=_isolated(c.graph, None)),
+                      outcome="crashed")
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` outside hypothesis (an engine request, say); a finding, timeout or
+        crash fails the test as in :meth:`guard`."""
+        box: list[Any] = []
+        self.guard(lambda: box.append(fn()))
+        return box[0]
+
+    def report(self, f: Finding) -> None:
+        """Fail the test with finding ``f``, found outside hypothesis (no shrinking)."""
+
+        def raise_it() -> None:
+            raise f
+
+        self.guard(raise_it)
 
     def fail(self, f: Finding, outcome: str | None = None) -> None:
         """Record ``f``, write its reproducer, and fail the test with a readable message."""
@@ -308,15 +289,17 @@ class Check:
         path = None
         if self.config.out is not None and f.repro is not None:
             try:
-                path = reproducer.write(self, f, self.config.out / "reproducers" / f"{name}.py")
+                path = reproducer.write(self, f, self.config.out / "reproducers" / f"{name}.py",
+                                        outcome)
             except Exception as e:  # a reproducer that cannot be written must not hide the finding
                 f.lines.append(f"(the reproducer could not be written: {type(e).__name__}: {e})")
         try:
-            extra = f.explain(self)
-        except Exception as e:
-            extra = [f"(no further details: {type(e).__name__}: {e})"]
+            extra = f.explain(self) if outcome in ("failed", "error") else []
+        except (Exception, EngineTimeout, EngineCrashed) as e:
+            extra = [f"(no further details: {type(e).__name__}: {str(e)[:300]})"]
         lines = [f"{self.id} {outcome}" + (f" for {self.item}" if self.item else "")
-                 + f": {prop.meaning}", f"  {f.summary}"]
+                 + f": {prop.meaning}"]
+        lines += [f"  {line}" for line in f.summary.splitlines()]
         lines += [f"  {line}" for line in f.lines + extra]
         code = None
         if f.graph is not None:
@@ -324,8 +307,9 @@ class Check:
             lines.append(f"  graph ({len(f.graph)} nodes, {len(f.graph.leaves)} leaves):")
             lines += ["    " + c for c in (code or _summarize(f.graph)).splitlines()]
         seed = "derandomized" if self.profile.derandomize else self.config.seed
-        lines.append(f"  target: {self.config.target or 'gradcert'}; profile: "
-                     f"{self.profile.name}; seed: {seed}")
+        target = self.config.target or ("host " + " ".join(self.config.host)
+                                        if self.config.host else "gradcert")
+        lines.append(f"  target: {target}; profile: {self.profile.name}; seed: {seed}")
         lines.append(f"  reproducer: {path if path else 'none written'}")
         message = "\n".join(lines)
         failure = {"message": message, "summary": f.summary,
@@ -335,6 +319,13 @@ class Check:
         failure = {k: v for k, v in failure.items() if v is not None}
         self.record.fail(outcome, failure, str(path) if path else None)
         pytest.fail(message, pytrace=False)
+
+
+def _isolated(graph: Graph | None, seconds: float | None) -> dict[str, Any] | None:
+    """The reproducer of a timeout or a crash: the graph, run in a limited child process."""
+    if graph is None or len(graph) > 5000:
+        return None
+    return {"kind": "isolated", "cpu": seconds}
 
 
 def _summarize(graph: Graph) -> str:
@@ -350,4 +341,3 @@ def finite(x: Any) -> bool:
         return math.isfinite(float(x))
     except (TypeError, ValueError, OverflowError):
         return False
-

@@ -22,6 +22,7 @@ picks at the kink is a convention, checked by its own property.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -29,9 +30,10 @@ from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from gradcert.graph import OPS, Graph, GraphError, Node, trace
+from gradcert.graph import OPS, Graph, GraphError, Node, evaluate, trace
 
-__all__ = ["KINDS", "chains", "graphs", "leaves", "op_inputs", "wide_sums"]
+__all__ = ["KINDS", "chains", "graphs", "leaves", "op_inputs", "random_dag", "sum_chain", "tame",
+           "wide_sums"]
 
 KINDS = ("realistic", "nasty", "mixed")
 """Kinds of leaf values: see :func:`leaves`."""
@@ -468,6 +470,105 @@ def wide_sums(n: int, *, kind: str = "realistic") -> SearchStrategy[Graph]:
         raise ValueError(f"wide_sums: n must be a positive int, got {n!r}")
     return st.lists(leaves(kind), min_size=n, max_size=n).map(
         lambda xs: trace(lambda *vs: sum(vs), xs))
+
+
+# ---------------------------------------------------------------------------
+# Fixed graphs the robustness properties build, and the guard of drawn ones.
+
+
+def sum_chain(n: int, seed: int = 0) -> Graph:
+    """What ``sum(xs)`` builds over ``n`` leaves: ``0 + x0``, then ``n - 1`` adds.
+
+    >>> [n.op for n in sum_chain(3).nodes]
+    ['leaf', 'leaf', 'leaf', 'raddc', 'add', 'add']
+    """
+    rng = random.Random(seed)
+    nodes = [Node.leaf(rng.choice((0.5, 1.0, 1.5, 2.0, 0.25))) for _ in range(n)]
+    nodes.append(Node("raddc", (0,), 0.0))
+    for i in range(1, n):
+        nodes.append(Node("add", (len(nodes) - 1, i)))
+    return Graph(tuple(nodes))
+
+
+_INVERSE = {"exp": "log", "log": "exp"}
+
+
+def random_dag(n: int, ops: Iterable[str], seed: int) -> Graph:
+    """A seeded random DAG of ``n`` op nodes over ``ops`` (plus ~n/10 leaves), with heavy
+    fan-out, values kept in 1e-3 <= |v| <= 10 and derivative sums kept small, so it
+    stays finite.
+
+    >>> g = random_dag(50, {"add", "mul", "tanh"}, 1)
+    >>> len(g) - len(g.leaves), g.ops_used() <= {"add", "mul", "tanh"}
+    (50, True)
+    """
+    ops = frozenset(ops)
+    rng = random.Random(seed)
+    unary: list[str] = [o for o in ("tanh", "sigmoid", "mulc", "addc", "neg", "relu", "exp",
+                                    "log") if o in ops]
+    binary: list[str] = [o for o in ("add", "mul", "sub") if o in ops]
+    nodes: list[Node] = []
+    vals: list[float] = []
+    for _ in range(max(2, n // 10)):
+        nodes.append(Node.leaf(rng.uniform(-1.0, 1.0)))
+        vals.append(nodes[-1].value)  # type: ignore[arg-type]
+    leaves_ = len(nodes)
+    while len(nodes) < leaves_ + n:
+        k = len(nodes)
+        a = k - 1 if rng.random() < 0.6 else rng.randrange(k)
+        if binary and rng.random() < 0.5:
+            op = rng.choice(binary)
+            b = rng.randrange(max(0, k - 50), k)
+            args: tuple[int, ...] = (a, b)
+            const = None
+        elif unary:
+            op = rng.choice(unary)
+            args, const = (a,), {"mulc": 0.5, "addc": 0.25}.get(op)
+        else:
+            op, args, const = binary[0], (a, rng.randrange(k)), None
+        if nodes[a].op == _INVERSE.get(op):
+            continue  # exp(log(y)) is exactly y: nothing to test, and hard to certify
+        row = OPS[op]
+        xs = [vals[i] for i in args] + ([const] if const is not None else [])
+        if row.domain(*xs):
+            continue
+        try:
+            v = row.forward(math, *xs)
+        except (OverflowError, ValueError, ZeroDivisionError):
+            continue
+        if not 1e-3 <= abs(v) <= 10.0 or (op == "mul" and max(abs(vals[i]) for i in args) > 1.0):
+            continue  # far from 0, so no exact cancellation and no relu kink
+        nodes.append(Node(op, args, const))
+        vals.append(v)
+    return Graph(tuple(nodes))
+
+
+def tame(graph: Graph, limit: float = 1e150) -> bool:
+    """Whether every value and every local derivative of ``graph`` is finite and within
+    ``limit`` in float64 (what :func:`graphs` guarantees for its graphs): otherwise a
+    correct engine's partials overflow (``x / x`` at 5e-324 has partials +-inf, and
+    inf - inf is nan) and there is nothing to judge.
+
+    >>> tame(trace(lambda x: x / x, [5e-324])), tame(trace(lambda x: x * x, [3.0]))
+    (False, True)
+    """
+    try:
+        vals = evaluate(graph)
+    except Exception:
+        return False
+    for i, n in enumerate(graph.nodes):
+        if not (math.isfinite(vals[i]) and abs(vals[i]) <= limit):
+            return False
+        if n.op == "leaf":
+            continue
+        xs = [vals[a] for a in n.args] + ([n.const] if n.const is not None else [])
+        try:
+            ds = OPS[n.op].partials(math, *xs, vals[i])
+        except (ArithmeticError, ValueError):
+            return False
+        if not all(math.isfinite(float(d)) and abs(float(d)) <= limit for d in ds):
+            return False
+    return True
 
 
 # ---------------------------------------------------------------------------

@@ -161,6 +161,9 @@ def note(p: PropertyResult) -> str:
     n = p.notes
     if p.bad:
         return ""  # a finding is told in full once, in its own block
+    if p.outcome == "not run":  # why: the session ended first, or never got to it
+        why = str((p.failure or {}).get("message") or "").strip()
+        return why.splitlines()[0].removeprefix("not run: ")[:90] if why else ""
     if p.outcome == "unsupported":
         return str(n.get("unsupported", "")).removeprefix("unsupported: ")
     parts = []

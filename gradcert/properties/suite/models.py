@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import strategies as hs
+from hypothesis import strategies as st
 
 from gradcert.graph import trace
 from gradcert.properties.assertions import check_graph
 
-_W = hs.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False)
+_W = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False)
 
 
 def mlp_loss(n_in: int, n_hidden: int, act: str) -> Any:
@@ -48,7 +48,7 @@ def test_mlp(gradcert_check: Any) -> None:
     check.require("add", "mul", "sub", act)
     f, n = mlp_loss(2, 3, act)
     check.record.notes["activation"] = act
-    check.examples(hs.lists(_W, min_size=n, max_size=n),
+    check.examples(st.lists(_W, min_size=n, max_size=n),
                    lambda xs: check_graph(check, trace(f, xs)),
                    examples=max(5, check.profile.examples // 2))
 
@@ -100,6 +100,6 @@ def test_attention(gradcert_check: Any) -> None:
     check = gradcert_check
     check.require("add", "mul", "mulc", "div", "exp", "log", "neg")
     f, n = attention_loss(2, 2, 2)
-    check.examples(hs.lists(_W, min_size=n, max_size=n),
+    check.examples(st.lists(_W, min_size=n, max_size=n),
                    lambda xs: check_graph(check, trace(f, xs)),
                    examples=max(5, check.profile.examples // 2))

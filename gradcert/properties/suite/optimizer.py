@@ -8,28 +8,27 @@ from typing import Any
 from hypothesis import assume
 
 from gradcert.graph import Graph
-from gradcert.properties.assertions import fmt, judged
+from gradcert.properties.assertions import fmt, graphs_for, judged
 from gradcert.properties.runner import Finding
 
 LR, BETAS, EPS, STEPS = 0.01, (0.9, 0.999), 1e-8, 3
 
 
-def adam_float(p: float, g: float, m: float, v: float, t: int) -> tuple[float, float, float]:
-    """One Adam step in float64 (PyTorch's bias-corrected form): ``(p, m, v)`` after it."""
-    b1, b2 = BETAS
-    m = b1 * m + (1.0 - b1) * g
-    v = b2 * v + (1.0 - b2) * g * g
-    mhat, vhat = m / (1.0 - b1**t), v / (1.0 - b2**t)
-    return p - LR * mhat / (math.sqrt(vhat) + EPS), m, v
+def adam(ns: Any, p: Any, g: Any, m: Any, v: Any, t: int) -> tuple[Any, Any, Any]:
+    """One Adam step (PyTorch's bias-corrected form) in numeric namespace ``ns``: ``(p, m,
+    v)`` after it. ``ns`` is ``math`` (gradcert's float64 Adam, run in the judge, which
+    never runs engine code, so nothing an engine does to ``math`` or the FPU reaches it)
+    or an mpmath context (the exact step, its inputs exact too).
 
-
-def adam_exact(ctx: Any, p: Any, g: Any, m: Any, v: Any, t: int) -> tuple[Any, Any, Any]:
-    """The same step exactly, in the mpmath context ``ctx`` (inputs exact too)."""
-    b1, b2 = ctx.mpf(BETAS[0]), ctx.mpf(BETAS[1])
+    >>> adam(math, 1.0, 0.5, 0.0, 0.0, 1)[0]  # the first step moves by lr (+ eps's share)
+    0.9900000002
+    """
+    num = float if ns is math else ns.mpf
+    b1, b2, lr, eps = num(BETAS[0]), num(BETAS[1]), num(LR), num(EPS)
     m = b1 * m + (1 - b1) * g
     v = b2 * v + (1 - b2) * g * g
     mhat, vhat = m / (1 - b1**t), v / (1 - b2**t)
-    return p - ctx.mpf(LR) * mhat / (ctx.sqrt(vhat) + ctx.mpf(EPS)), m, v
+    return p - lr * mhat / (ns.sqrt(vhat) + eps), m, v
 
 
 def test_adam(gradcert_check: Any) -> None:
@@ -41,10 +40,8 @@ def test_adam(gradcert_check: Any) -> None:
     plus 16 ulps of the parameter for the update's own roundings."""
     import mpmath
 
-    from gradcert.adapters.base import run_graph
-    from gradcert.properties.suite.semantics import _graphs, backward, build, grads
-
     check = gradcert_check
+    engine = check.engine
     own = bool(check.caps.has_adam) and not check.caps.functional
     check.record.notes["optimizer"] = "the engine's own Adam" if own else "gradcert's Adam"
     ctx = mpmath.mp.clone() if hasattr(mpmath.mp, "clone") else mpmath.MPContext()
@@ -56,32 +53,30 @@ def test_adam(gradcert_check: Any) -> None:
         v = [0.0] * len(ps)
         me = [ctx.mpf(0)] * len(ps)
         ve = [ctx.mpf(0)] * len(ps)
-        leaves: Any = None
+        params: Any = None  # the engine's parameters: the leaves of the first graph built
         for t in range(1, STEPS + 1):
             g = g0.with_inputs(ps)
             ex, tol = judged(check, g)
             # g * g must not overflow: Adam's second moment is a float64 quantity too
             assume(all(abs(float(d)) < 1e150 for d in ex.grad_f64))
             if own:
-                hs_ = build(check, g, leaves)
-                leaves = [hs_[i] for i in g.leaves]
-                backward(check, g, hs_)
-                gs = grads(check, g, hs_)
-                check.call(lambda lv=leaves, t=t: check.adapter.adam_step(
-                    lv, step=t, lr=LR, betas=BETAS, eps=EPS), g, "the Adam step")
+                built = engine.build(g, params)
+                params = params or built
+                engine.backward(built)
+                gs = engine.grads(built)
+                engine.adam_step(params, step=t, lr=LR, betas=BETAS, eps=EPS)
                 if check.caps.has_zero_grad:
-                    check.call(lambda lv=leaves: check.adapter.zero_grad(lv), g, "zero_grad")
-                new = [float(check.adapter.value(h)) for h in leaves]
+                    engine.zero_grad(params)
+                new = [engine.value(params, i) for i in params.graph.leaves]
             else:
-                gs = list(check.call(lambda g=g: run_graph(check.adapter, g), g,
-                                     "running the graph").grads)
+                gs = list(engine.run(g).grads)
                 new = []
                 for i, (p, d) in enumerate(zip(ps, gs, strict=True)):
-                    q, m[i], v[i] = adam_float(p, float(d), m[i], v[i], t)
+                    q, m[i], v[i] = adam(math, p, d, m[i], v[i], t)
                     new.append(q)
             for i, p in enumerate(ps):
-                exact_p, me[i], ve[i] = adam_exact(ctx, ctx.mpf(p), ctx.mpf(ex.grad[i]),
-                                                   me[i], ve[i], t)
+                exact_p, me[i], ve[i] = adam(ctx, ctx.mpf(p), ctx.mpf(ex.grad[i]), me[i], ve[i],
+                                             t)
                 e = float(exact_p)
                 gi = abs(float(ex.grad[i]))
                 r = tol.grad[i] / max(gi, EPS)
@@ -102,7 +97,7 @@ def test_adam(gradcert_check: Any) -> None:
             ps = new
         check.record.checked()
 
-    strategy = _graphs(check, max_leaves=3, leaves="realistic")
+    strategy = graphs_for(check, max_leaves=3, leaves="realistic")
     check.examples(strategy, one, examples=max(5, check.profile.examples // 2))
 
 
