@@ -44,9 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     cert.add_argument("-k", dest="select", default=None, metavar="EXPR",
                       help="run only the properties matching this pytest -k expression")
 
-    rep = sub.add_parser("report", help="render a results.json as Markdown, HTML or JSON")
-    rep.add_argument("results", help="a results.json written by gradcert certify")
-    rep.add_argument("--format", choices=("md", "html", "json"), default="md")
+    rep = sub.add_parser("report", help="render a results.json (or checks.json) as Markdown, "
+                         "HTML, JUnit XML or JSON")
+    rep.add_argument("results", help="a results.json written by gradcert certify (or a "
+                                     "checks.json written in a pytest session's --gradcert-out)")
+    rep.add_argument("--format", choices=("md", "html", "junit", "json"), default="md")
     rep.add_argument("-o", "--output", help="write to this file instead of standard output")
 
     cmp_ = sub.add_parser("compare", help="engines side by side, from their results.json files")
@@ -89,6 +91,8 @@ def _report(args: argparse.Namespace) -> int:
         text = results.to_json(indent=1) + "\n"
     elif args.format == "html":
         text = reports.to_html(results)
+    elif args.format == "junit":
+        text = reports.to_junit(results)
     else:
         text = reports.to_markdown(results)
     _emit(text, args.output)

@@ -291,16 +291,63 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
             f.write(json.dumps(jsonable(rec), allow_nan=False) + "\n")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The controller starts the session's check records afresh (before any worker)."""
+    out = _values(session.config)["out"]
+    if out and not os.environ.get("PYTEST_XDIST_WORKER"):
+        import shutil
+
+        shutil.rmtree(Path(out) / "checks", ignore_errors=True)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """A worker's session is over: execnet interrupts (SIGINT) a worker that takes more
-    than 5 s to shut down, as one may on a loaded machine; let that end it quietly
-    rather than print a KeyboardInterrupt traceback under the verdict."""
-    if os.environ.get("PYTEST_XDIST_WORKER") and _given(session.config):
-        import signal
+    """The controller reports the session's checks of functions, if any. A worker's
+    session is over: execnet interrupts (SIGINT) a worker that takes more than 5 s
+    to shut down, as one may on a loaded machine; let that end it quietly rather
+    than print a KeyboardInterrupt traceback under the verdict."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        if _given(session.config):
+            import signal
 
-        with contextlib.suppress(ValueError):  # not the main thread: leave it
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            with contextlib.suppress(ValueError):  # not the main thread: leave it
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+        return
+    out = _values(session.config)["out"]
+    if out and (Path(out) / "checks").is_dir():
+        written = write_check_reports(Path(out))
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if written is not None and reporter is not None:
+            reporter.write_line(f"gradcert: check_grads {written.verdict.upper()}: "
+                                f"{len(written.properties)} functions; reports in {out}: "
+                                f"checks.md, checks.html, checks.junit.xml, checks.json")
+
+
+def write_check_reports(out: Path) -> Any:
+    """``checks.json``, ``checks.md``, ``checks.html`` and ``checks.junit.xml`` in ``out``
+    from the check records under ``out/checks``; the :class:`~gradcert.results.Results`,
+    or None when there are no records. A report that cannot be made is a warning."""
+    from gradcert import reports
+    from gradcert.results import Results, merge_records, read_records
+
+    records = read_records(sorted((out / "checks").glob("*.jsonl")))
+    if not records:
+        return None
+    results = Results("check_grads", merge_records(records), kind="check_grads",
+                      profile="-", duration_s=sum(float(r.get("duration_s") or 0.0)
+                                                  for r in records))
+    tmp = results.write(out / ".checks.json.tmp")
+    tmp.replace(out / "checks.json")
+    for name, render in (("checks.md", reports.to_markdown), ("checks.html", reports.to_html),
+                         ("checks.junit.xml", reports.to_junit)):
+        try:
+            (out / name).write_text(render(results), encoding="utf-8")
+        except Exception as e:  # never lose the session's own outcome to a report
+            import warnings
+
+            warnings.warn(f"gradcert: no {name} ({type(e).__name__}: {e})", stacklevel=1)
+    return results
 
 
 def _tail(text: str, limit: int = 4000) -> str:

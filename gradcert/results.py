@@ -55,6 +55,7 @@ from typing import Any
 
 __all__ = [
     "BAD",
+    "KINDS",
     "LEVELS",
     "OUTCOMES",
     "SCHEMA",
@@ -80,6 +81,7 @@ VERSION = 1
 # The levels of the suite, in the order a verdict lists them: single ops up to models,
 # with the engine's behaviour at the edges (depth, size, domain) as a level of its own.
 LEVELS = ("ops", "graphs", "semantics", "robustness", "optimizer", "models")
+KINDS = ("certify", "check_grads")  # what made the results: an engine's or functions' checks
 OUTCOMES = ("passed", "failed", "error", "crashed", "timeout", "unsupported", "not run")
 BAD = frozenset({"failed", "error", "crashed", "timeout"})  # a finding against the engine
 SEVERITY_CLASSES = ("wrong derivative", "wrong value", "inaccurate", "range", "crash", "hang")
@@ -451,8 +453,11 @@ class Results:
     ops: dict[str, dict[str, OpStats]] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
     shards: int = 1
+    kind: str = "certify"  # or "check_grads": checks of a team's own functions
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ResultsError(f"kind {self.kind!r} is not one of {', '.join(KINDS)}")
         self.samples = [Sample.from_dict(s) for s in self.samples]
         if self.samples:  # the samples are the source; ``ops`` stands alone only without them
             self.ops = ops_summary(self.samples)
@@ -473,9 +478,10 @@ class Results:
         return self.graphs_checked / self.duration_s if self.duration_s > 0 else None
 
     def levels(self) -> dict[str, str]:
-        """Each level's status: every level of LEVELS in order ("not run" when no
-        property of it ran), then any other level the properties name."""
-        by: dict[str, list[str]] = {lv: [] for lv in LEVELS}
+        """Each level's status: for a certification every level of LEVELS in order
+        ("not run" when no property of it ran), then any other level the properties
+        name."""
+        by: dict[str, list[str]] = {lv: [] for lv in LEVELS} if self.kind == "certify" else {}
         for p in self.properties:
             by.setdefault(p.level, []).append(p.outcome)
         return {lv: level_status(o) for lv, o in by.items()}
@@ -529,6 +535,8 @@ class Results:
              "samples": [s.to_dict() for s in self.samples]}
         if self.shards > 1:
             d["shards"] = self.shards
+        if self.kind != "certify":
+            d["kind"] = self.kind
         return jsonable(d)
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -553,6 +561,7 @@ class Results:
             duration_s=_num(d.get("duration_s") or 0.0),
             ops={str(op): dict(kinds or {}) for op, kinds in ops.items()},
             samples=list(d.get("samples") or []), shards=int(d.get("shards") or 1),
+            kind=str(d.get("kind") or "certify"),
         )
 
     @classmethod
@@ -612,7 +621,7 @@ class Results:
                    profile=first.profile, seed=seeds, started=first.started,
                    duration_s=sum(r.duration_s for r in shards),
                    ops={} if samples else first.ops, samples=samples,
-                   shards=sum(r.shards for r in shards))
+                   shards=sum(r.shards for r in shards), kind=first.kind)
 
 
 # -- records: one JSON line per finished test -------------------------------

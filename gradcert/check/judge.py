@@ -151,6 +151,7 @@ def judge(traced: Traced, name: str, *, value: bool = True, full: int = FULL,
     notes = list(traced.notes)
     checked = 0
     flushed = 0
+    of_bound = 0.0
     nodes = 0
     describe = ""
     extra = sorted({r for s in b.splits for r in (s.a, s.b) if type(r) is int})
@@ -193,6 +194,7 @@ def judge(traced: Traced, name: str, *, value: bool = True, full: int = FULL,
         else:
             actual = _weighted(traced, weights)
         violations = tol.check(actual, all_grads, ex)
+        of_bound = max(of_bound, _of_bound(actual if value else None, all_grads, ex, tol))
         checked += len(flat) + (1 if value else 0)
         exact_grads = ex.grad_f64
         if traced.flushes:
@@ -218,7 +220,17 @@ def judge(traced: Traced, name: str, *, value: bool = True, full: int = FULL,
         outcome="failed" if mismatches else "passed", function=name,
         framework=traced.framework, dtype=dtype, mismatches=tuple(mismatches),
         notes=tuple(notes), nodes=nodes, checked=checked, cotangents=how,
-        tolerance=describe)
+        tolerance=describe, extra={"of_bound": of_bound})
+
+
+def _of_bound(value: float | None, grads: list[float], ex: Any, tol: Any) -> float:
+    """The largest error over its bound among the numbers compared (1 is the edge of
+    passing), for the reports; numbers without a finite bound or result count not."""
+    pairs = list(zip(grads, ex.grad_f64, tol.grad, strict=False))
+    if value is not None:
+        pairs.append((value, ex.value_f64, tol.value))
+    return max((abs(a - e) / b for a, e, b in pairs
+                if 0 < b < math.inf and math.isfinite(a) and math.isfinite(e)), default=0.0)
 
 
 _TINY = {"float64": 2.0**-1022, "float32": 2.0**-126}

@@ -17,6 +17,7 @@ d output 0 [2] / d input 0 [1]: exact 1.0, got 0.0, off by 1 > bound 2e-16
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "NotYetSupported",
     "OutsideDomain",
     "Untraceable",
+    "check_id",
 ]
 
 
@@ -208,6 +210,60 @@ class CheckResult:
         if self.reproducer is not None:
             out["reproducer"] = str(self.reproducer)
         return _jsonable(out)
+
+    def to_record(self, item: str | None = None, duration_s: float = 0.0) -> dict[str, Any]:
+        """This check as a record of gradcert's one results model
+        (:mod:`gradcert.results`): a property ``check.<function>`` of level
+        ``check``, one test ``item`` of it (a pytest node id), so checks are
+        reported as certifications are (Markdown, HTML, JUnit).
+
+        >>> r = CheckResult("failed", "Softplus.apply", "torch", "float64", (Mismatch(
+        ...     "gradient", 0, (1,), "output", 1.0, 0.0, 1e-16, 1.0, 1.0),), examples=3)
+        >>> rec = r.to_record("tests/test_f.py::test_softplus")
+        >>> rec["id"], rec["outcome"], rec["graphs_checked"], rec["failure"]["severity"]
+        ('check.softplus_apply', 'failed', 3, {'class': 'wrong derivative', 'ratio': 1e+16})
+        """
+        w = self.worst
+        worst: dict[str, Any] = {"of_bound": self.extra.get("of_bound", math.nan)}
+        failure = None
+        if w is not None:
+            worst = {"of_bound": w.ratio, "rel": w.error / abs(w.expected) if w.expected
+                     else math.inf, "kind": "grad" if w.what == "gradient" else "value",
+                     "where": w.where()}
+            lines = [str(m) for m in self.mismatches[:8]]
+            if len(self.mismatches) > 8:
+                lines.append(f"... and {len(self.mismatches) - 8} more numbers outside "
+                             f"their bounds")
+            if self.inputs is not None:
+                lines.append(f"at the inputs: {self.inputs}")
+            lines += [f"note: {t}" for t in self.notes]
+            failure = {"message": "\n".join(lines), "summary": str(w),
+                       "expected": w.expected, "actual": w.actual, "bound": w.bound,
+                       "severity": self.severity}  # the worst mismatch is the one found
+        notes: dict[str, Any] = {"framework": self.framework, "dtype": self.dtype,
+                                 "graph nodes": self.nodes, "numbers compared": self.checked}
+        if self.notes:
+            notes["notes"] = list(self.notes)
+        if self.approximate:
+            notes["approximate"] = "finite differences, not the exact oracle"
+        return _jsonable({
+            "id": check_id(self.function), "level": "check",
+            "meaning": f"{self.function}'s own backward (and value) agree with the exact ones "
+                       f"within the tolerance model",
+            "item": item, "outcome": self.outcome, "graphs_checked": self.examples,
+            "duration_s": duration_s, "worst": worst, "failure": failure,
+            "reproducer": None if self.reproducer is None else str(self.reproducer),
+            "notes": notes})
+
+
+def check_id(name: str) -> str:
+    """The results model's property id for the checks of the function ``name``.
+
+    >>> check_id("Softplus.apply"), check_id("<lambda>")
+    ('check.softplus_apply', 'check.lambda')
+    """
+    slug = re.sub(r"_+", "_", re.sub(r"[^a-z0-9_]", "_", name.lower())).strip("_")
+    return f"check.{slug or 'function'}"
 
 
 def _jsonable(x: Any) -> Any:

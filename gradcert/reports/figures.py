@@ -244,12 +244,13 @@ def header_parts(r: Results) -> list[str]:
     and how many properties ended how."""
     seed = "derandomized" if r.seed is None else (
         f"seeds {', '.join(map(str, r.seed))}" if isinstance(r.seed, list) else f"seed {r.seed}")
-    parts = [f"profile {r.profile}", seed]
-    run = f"{fmt_num(r.graphs_checked, 'int')} graphs checked"
+    checks = r.kind == "check_grads"  # a team's functions: no profile or seed of gradcert's
+    parts = [] if checks else [f"profile {r.profile}", seed]
+    run = f"{fmt_num(r.graphs_checked, 'int')} {'inputs' if checks else 'graphs'} checked"
     if r.duration_s:
         run += f" in {r.duration_s:.1f} s"
         if r.graphs_per_s is not None:
-            run += f" ({r.graphs_per_s:,.0f} graphs/s)"
+            run += f" ({r.graphs_per_s:,.0f} {'inputs' if checks else 'graphs'}/s)"
     parts.append(run)
     if r.engine.get("dtype"):
         parts.append(str(r.engine["dtype"]))
@@ -257,7 +258,7 @@ def header_parts(r: Results) -> list[str]:
         parts.append(f"{r.shards} shards merged")
     counts = [(o, r.count(o)) for o in ("passed", "failed", "error", "crashed", "timeout",
                                         "unsupported", "not run")]
-    parts.append(f"{len(r.properties)} properties: "
+    parts.append(f"{len(r.properties)} {'functions' if checks else 'properties'}: "
                  + ", ".join(f"{n} {o}" for o, n in counts if n))
     return parts
 

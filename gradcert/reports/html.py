@@ -173,7 +173,7 @@ def to_html(r: Results) -> str:
     >>> page_.startswith("<!DOCTYPE html>") and "certified" in page_
     True
     """
-    body = [f'<h1>gradcert certify <code>{escape(r.target)}</code> '
+    body = [f'<h1>gradcert {escape(r.kind)} <code>{escape(r.target)}</code> '
             f'<span class="badge {escape(r.verdict)}">{escape(r.verdict)}</span></h1>',
             f'<p class="meta">{escape(" · ".join(figures.header_parts(r)))}</p>']
     if r.failures():
@@ -186,11 +186,17 @@ def to_html(r: Results) -> str:
              *figures.error_cells(figures.property_error(p)),
              Html(f'<a href="#{escape(p.id)}">see below</a>') if p.bad else figures.note(p),
              fmt_num(p.graphs_checked, "int")] for p in props]
-    body += ["<h2>Properties</h2>", f'<p class="explain">{escape(figures.MEANING)}</p>',
-             table(PROPERTIES_HEAD, rows, "properties", numeric=(2, 3, 4, 6),
+    checks = r.kind == "check_grads"  # a team's functions: no per-op figures or plots
+    head = ["function", *PROPERTIES_HEAD[1:-1], "inputs"] if checks else PROPERTIES_HEAD
+    body += ["<h2>Functions</h2>" if checks else "<h2>Properties</h2>",
+             f'<p class="explain">{escape(figures.MEANING)}</p>',
+             table(head, rows, "properties", numeric=(2, 3, 4, 6),
                    bad=[p.bad for p in props])]
-    body.append("<h2>Accuracy per op</h2>")
-    if r.ops:
+    if not checks:
+        body.append("<h2>Accuracy per op</h2>")
+    if checks:
+        pass
+    elif r.ops:
         ops = figures.accuracy_rows(r)
         body += [table(["op", *[h.split(": ")[-1] for h in figures.ACCURACY_HEAD[1:]]],
                        [[Html(f"<code>{escape(op)}</code>"), *cells] for op, _, cells in ops],
@@ -202,7 +208,8 @@ def to_html(r: Results) -> str:
                  f"{escape(figures.EXACT_NEAR_ZERO)}</p>"]
     else:
         body.append("<p>No per-op accuracy was recorded.</p>")
-    body += ["<h2>Plots</h2>", *_plots(r)]
+    if not checks:
+        body += ["<h2>Plots</h2>", *_plots(r)]
     fails = r.failures()
     if fails:
         body += ["<h2>Failures</h2>", *(failure(p) for p in fails)]

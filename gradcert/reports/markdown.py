@@ -117,16 +117,21 @@ def to_markdown(r: Results) -> str:
     >>> md.splitlines()[0]
     '# gradcert certify `gradcert`: **CERTIFIED**'
     """
-    out = [f"# gradcert certify `{r.target}`: **{r.verdict.upper()}**", "",
+    out = [f"# gradcert {r.kind} `{r.target}`: **{r.verdict.upper()}**", "",
            " · ".join(figures.header_parts(r)), ""]
     if r.failures():
         out += [f"## {figures.findings_title(r)}", ""] + root_cause_lines(r) + [""]
     out += ["## Levels", ""]
     out += table(["level", "status"], [[lv, MARK.get(st, st)] for lv, st in r.levels().items()])
-    out += ["", "## Properties", "", figures.MEANING, ""]
-    out += table(PROPERTIES_HEAD, properties_rows(r), right=1)
-    out += ["", "## Accuracy per op", ""]
-    if r.ops:
+    checks = r.kind == "check_grads"
+    out += ["", "## Functions" if checks else "## Properties", "", figures.MEANING, ""]
+    head = PROPERTIES_HEAD[:-1] + ["inputs"] if checks else PROPERTIES_HEAD
+    out += table(["function" if checks else head[0], *head[1:]], properties_rows(r), right=1)
+    if not checks:  # a function's check has no per-op figures
+        out += ["", "## Accuracy per op", ""]
+    if checks:
+        pass
+    elif r.ops:
         out += table(figures.ACCURACY_HEAD, accuracy_rows(r))
         out += ["", "\"At the max\" is the sample with the maximum error over its bound: "
                 "its error in ulps and bits, and its inputs. " + figures.EXACT_NEAR_ZERO]

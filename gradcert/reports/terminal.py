@@ -107,7 +107,7 @@ def print_verdict(results: Results, out: Path | None = None, stream: TextIO | No
         return
     console = Console(file=stream, highlight=False, width=None if stream.isatty() else 150)
     seed = "derandomized" if results.seed is None else f"seed {results.seed}"
-    table = Table(title=f"gradcert certify {results.target} ({results.profile}, {seed})")
+    table = Table(title=f"gradcert {results.kind} {results.target} ({results.profile}, {seed})")
     for col in ("level", *_HEAD):
         table.add_column(col, justify="right" if col in _HEAD[2:6] else "left",
                          overflow="fold")
