@@ -204,34 +204,6 @@ def gradcert_engine(pytestconfig: pytest.Config, gradcert_config: Any) -> Iterat
     engine.close()
 
 
-@contextlib.contextmanager
-def _no_source_constants() -> Iterator[None]:
-    """Hypothesis draws, now and then, literals it found in the source of the modules
-    loaded so far, so what it generates depends on what the process imported before
-    (a worker's history under xdist, an editable install): the same derandomized run
-    checked other graphs each time. A property draws only from its strategies."""
-    try:
-        from hypothesis.internal.conjecture import providers
-    except ImportError:  # pragma: no cover - a hypothesis without the mechanism
-        yield
-        return
-    original = getattr(providers, "_get_local_constants", None)
-    cache = getattr(getattr(providers, "CONSTANTS_CACHE", None), "cache", None)
-    if original is None or not hasattr(providers, "Constants"):  # pragma: no cover
-        yield
-        return
-    empty = providers.Constants()
-    providers._get_local_constants = lambda: empty
-    if cache is not None:
-        cache.clear()
-    try:
-        yield
-    finally:
-        providers._get_local_constants = original
-        if cache is not None:
-            cache.clear()
-
-
 @pytest.fixture
 def gradcert_check(request: pytest.FixtureRequest, gradcert_config: Any,
                    gradcert_engine: Any) -> Iterator[Any]:
@@ -244,7 +216,9 @@ def gradcert_check(request: pytest.FixtureRequest, gradcert_config: Any,
     item = "-".join(str(v) for v in callspec.params.values()) if callspec else None
     recorder = Recorder(pid, item)
     request.node.stash[_RECORDER] = recorder
-    with _no_source_constants():
+    from gradcert.properties.determinism import source_constants_off
+
+    with source_constants_off():
         yield Check(gradcert_config, gradcert_engine, recorder, pid, item)
 
 

@@ -25,10 +25,7 @@ def sample(strategy, n):
     this worker (a frequency here moved from 13% to 2.5% that way); the sample is
     taken with that pool empty, as ``pytest tests/test_strategies.py`` alone sees it.
     """
-    from contextlib import nullcontext
-    from unittest import mock
-
-    from hypothesis.internal.conjecture import providers
+    from gradcert.properties.determinism import source_constants_off
 
     out = []
 
@@ -37,11 +34,8 @@ def sample(strategy, n):
     def collect(x):
         out.append(x)
 
-    with mock.patch.object(providers, "_get_local_constants", providers.Constants) \
-            if hasattr(providers, "_get_local_constants") else nullcontext():
-        providers.CONSTANTS_CACHE.cache.clear()
+    with source_constants_off():
         collect()
-    providers.CONSTANTS_CACHE.cache.clear()
     return out
 
 
