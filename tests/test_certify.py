@@ -183,7 +183,7 @@ def _without_time(doc):
     if isinstance(doc, dict):
         return {k: _without_time(v) for k, v in doc.items()
                 if k not in ("started", "duration_s", "graphs_per_s", "nodes_per_s")
-                and not k.startswith("seconds")}
+                and not k.startswith(("seconds", "cpu_seconds", "nodes_per_"))}
     if isinstance(doc, list):
         return [_without_time(v) for v in doc]
     return doc

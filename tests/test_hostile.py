@@ -23,14 +23,17 @@ RUNNER = """
 import io, json, os, sys
 from tests.hostile.catalogue import CATALOGUE
 from gradcert.certify import CertifyError, certify
+from gradcert.settings import resolve
 
 out = sys.argv[1]
 for e in CATALOGUE:
     saved = dict(os.environ)
     os.environ.update(e.env)
     try:
+        v = resolve({}, environ=e.env)  # the entry's limits, as certify's arguments
         r = certify(e.target, profile="quick", seed=int(sys.argv[2]), out=f"{out}/{e.name}",
-                    jobs=0, select=e.select, quiet=True, stream=io.StringIO())
+                    jobs=0, select=e.select, quiet=True, stream=io.StringIO(),
+                    example_timeout=v["example_timeout"], load_timeout=v["load_timeout"])
     except CertifyError as err:
         print(json.dumps({"name": e.name, "verdict": "load error", "message": str(err)}),
               flush=True)

@@ -7,16 +7,24 @@ falsifying graph hypothesis reports must be small and contain the culprit.
 
 import math
 
+import hypothesis
 import pytest
-from hypothesis import find, settings
+from hypothesis import settings
 
 from gradcert.graph import OPS, Graph, evaluate, node_operands, to_python
+from gradcert.properties.determinism import source_constants_off
 from gradcert.properties.strategies import graphs
 
 pytestmark = pytest.mark.quality
 
 SHRINK = settings(database=None, derandomize=True, max_examples=3000, deadline=None)
 SIMPLE = {0.0, 1.0, -1.0, 2.0, 0.5, 3.0, -2.0}  # leaves a shrunk graph should end up with
+
+
+def find(strategy, condition, settings):
+    """hypothesis.find, drawing the same examples whatever this worker imported before."""
+    with source_constants_off():
+        return hypothesis.find(strategy, condition, settings=settings)
 
 
 def run(g, forward=None, accumulate=None):
