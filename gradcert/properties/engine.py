@@ -103,6 +103,7 @@ class Engine:
         self.info = info
         self.cpu = cpu
         self._fresh = True  # the next build may drop what earlier examples built
+        self.op_defects: dict[str, dict[str, str]] | None = None  # see properties.sweep
 
     # -- whole graphs -----------------------------------------------------------
 

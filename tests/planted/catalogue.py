@@ -143,6 +143,13 @@ CATALOGUE: tuple[Planted, ...] = (
          {"semantics.second_backward"}, {"semantics.zero_grad", "optimizer.adam"}, set()),
     _bad("float32_storage", "values and gradients stored in float32",
          {"ops.values", "ops.gradients", "robustness.dtype"}, ALL_PROPERTIES, None),
+    # edge bugs random draws find on some seeds only; the sweep finds them on every seed
+    _bad("pow_zero_base_grad", "d(x**c)/dx = c * x ** (c - 1): 0.0 ** 0 raises",
+         {"ops.gradients"}, _VALUE_REACH, {"powc"}),
+    _bad("div_grad_y_squared", "d(a/b)/db = -a / (b * b): b * b underflows at b = 1e-200",
+         {"ops.gradients"}, _VALUE_REACH, {"div", "divc", "rdivc"}),
+    _bad("sigmoid_exp_overflow", "sigmoid = 1 / (1 + exp(-x)): raises below x = -709.78",
+         {"ops.values"}, _VALUE_REACH, {"sigmoid"}),
     _bad("equal_values_merged", "__eq__/__hash__ by data: equal-valued nodes merged",
          {"semantics.equal_values"}, _GRADIENT_REACH, None),
 )

@@ -40,7 +40,7 @@ def _fan_out(draw: Any, base: Any, unary: tuple[str, ...], combine: tuple[str, .
 
 def test_fan_out(gradcert_check: Any) -> None:
     check = gradcert_check
-    ops = check.caps.ops
+    ops = check.sound_ops
     unary = tuple(o for o in _TOTAL_UNARY if o in ops)
     combine = tuple(o for o in ("add", "mul", "sub") if o in ops)
     if not unary or not combine:
@@ -66,7 +66,7 @@ def _same_operand(draw: Any, binary: tuple[str, ...], unary: tuple[str, ...]) ->
 
 def test_same_operand(gradcert_check: Any) -> None:
     check = gradcert_check
-    ops = check.caps.ops
+    ops = check.sound_ops
     binary = tuple(o for o in ("mul", "add", "sub", "div") if o in ops)
     if not binary:
         check.unsupported("the engine has no binary op")
@@ -125,7 +125,7 @@ def test_second_backward(gradcert_check: Any) -> None:
             actual=[fmt(b) for b in second],
             repro={"kind": "second_backward", "exact": [float(x) for x in ex.grad_f64]})
 
-    if "mul" in check.caps.ops:
+    if "mul" in check.sound_ops:
         check.guard(lambda: one(trace(lambda x: (x * x) * x, [3.0])))
     check.examples(graphs_for(check, max_nodes=8), one)
 
