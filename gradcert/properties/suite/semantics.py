@@ -144,9 +144,10 @@ def test_reuse_after_backward(gradcert_check: Any) -> None:
     engine = check.engine
     if check.caps.functional:
         check.unsupported("a functional engine builds every graph fresh by design")
-    comb = next((o for o in ("mul", "add") if o in check.sound_ops), None)
-    if comb is None:
+    found = next((o for o in ("mul", "add") if o in check.sound_ops), None)
+    if found is None:
         check.unsupported("reusing a node needs mul or add")
+    comb: str = str(found)
 
     def one(g: Graph) -> None:
         x0 = g.leaves[0]
