@@ -156,7 +156,7 @@ CATALOGUE: tuple[Planted, ...] = (
          {"semantics.second_backward", "optimizer.adam", "semantics.zero_grad"}, set()),
     _bad("no_radd_recursive", "no __radd__, and a recursive topological sort",
          {"robustness.chain_10k"}, {"robustness.deep_chain", "robustness.large_graph"},
-         set()),
+         {"raddc"}),
     _bad("equal_values_merged", "__eq__/__hash__ by data: equal-valued nodes merged",
          {"semantics.equal_values"}, _GRADIENT_REACH, None),
 )
