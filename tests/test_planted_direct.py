@@ -122,6 +122,12 @@ def _chain(x):
     return x
 
 
+def _reused(x):
+    y = x * x
+    y.backward()  # the node y, backpropagated, is then reused
+    return y * x
+
+
 WITNESSES: dict[str, list[Witness]] = {
     "grad_assigned": [Witness(lambda x: x * x + x, [3.0], "grad")],
     "pow_forgot_minus_one": [Witness(lambda x: x ** 3, [2.0], "grad")],
@@ -151,6 +157,11 @@ WITNESSES: dict[str, list[Witness]] = {
     "topo_recursive": [Witness(_chain, [0.5], "recursion")],
     "stale_intermediate_grads": [Witness(lambda x: x * x + x, [3.0], "grad", backwards=2)],
     "float32_storage": [Witness(lambda x: x * 3.0, [0.1], "value", 1e-9)],
+    "pow_zero_base_grad": [Witness(lambda x: x ** 0, [0.0], "raises")],
+    "div_grad_y_squared": [Witness(lambda x, y: x / y, [1e-300, 1e-200], "raises")],
+    "sigmoid_exp_overflow": [Witness(lambda x: x.sigmoid(), [-745.0], "raises")],
+    "visited_never_cleared": [Witness(_reused, [3.0], "grad")],
+    "no_radd_recursive": [Witness(_chain, [0.5], "recursion")],
     "equal_values_merged": [Witness(lambda x, y: x * 3.0 + y * 2.0, [2.0, 3.0], "grad")],
 }
 
@@ -182,6 +193,11 @@ def test_witness_shows_the_defect(entry):
             assert math.isfinite(value), f"{entry.name}: {value!r} at {w.xs}"
             continue
         ref_value, ref_grads = _run(Reference, w)
+        if w.shows == "raises":
+            assert math.isfinite(ref_value) and all(map(math.isfinite, ref_grads))
+            with pytest.raises(ArithmeticError):
+                _run(V, w)
+            continue
         if w.shows == "recursion":
             with pytest.raises(RecursionError):
                 _run(V, w)

@@ -281,6 +281,53 @@ def test_leaves_argument_sets_the_leaf_values():
 
 
 def test_public_names():
-    assert set(S.__all__) == {"KINDS", "chains", "graphs", "leaves", "op_inputs", "random_dag",
-                             "sum_chain", "tame", "wide_sums"}
+    assert set(S.__all__) == {"KINDS", "add_chain", "chains", "edge_cases", "graphs", "in_domain",
+                             "leaves", "op_inputs", "random_dag", "sum_chain", "tame",
+                             "wide_sums"}
     assert all(hasattr(S, name) for name in S.__all__)
+
+
+# -- the deterministic sweep's cases ---------------------------------------------------
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_edge_cases_cover_every_edge_and_are_finite_or_outside_the_domain(op):
+    from gradcert.properties.strategies import _OP_EDGES
+
+    cases = S.edge_cases(op)
+    assert cases == S.edge_cases(op)  # a fixed order: the same on every seed
+    assert len(cases) == len(set(cases))
+    row = OPS[op]
+    seen = {x for xs, _ in cases for x in xs}
+    for x in _OP_EDGES.get(op, ()):
+        args = (x, 2.0) if row.arity == 2 else (x,)
+        if row.has_const or row.domain(*args) is None:
+            assert x in seen or op == "powc", (op, x)
+    for xs, c in cases:
+        assert len(xs) == row.arity and (c is None) == (not row.has_const)
+        if S.in_domain(op, xs, c):
+            v = row.forward(math, *((*xs, c) if row.has_const else xs))
+            assert math.isfinite(v), (op, xs, c)
+        else:
+            assert op == "powc" and xs[0] < 0
+
+
+def test_edge_cases_hold_the_known_misses():
+    """What random draws never tried: 0.0 ** 0, x / y at 1e-300 / 1e-200 in both orders,
+    (-1.0) ** 0.5, every pow constant at the edges, sigmoid(-745), tanh(400)."""
+    from gradcert.properties.strategies import _POW_CONSTS
+
+    pow_cases = S.edge_cases("powc")
+    assert ((0.0,), 0.0) in pow_cases and ((-1.0,), 0.5) in pow_cases
+    assert {c for _, c in pow_cases} == set(_POW_CONSTS)
+    div = S.edge_cases("div")
+    assert ((1e-300, 1e-200), None) in div
+    assert ((3.0, 1.0), None) in div and ((1.0, 3.0), None) in div  # both orders
+    assert ((-745.0,), None) in S.edge_cases("sigmoid")
+    assert ((400.0,), None) in S.edge_cases("tanh")
+
+
+def test_add_chain_needs_no_radd():
+    g = S.add_chain(5, seed=3)
+    assert "raddc" not in g.ops_used() and len(g.leaves) == 5 and len(g) == 9
+    assert S.add_chain(1).ops_used() == set()

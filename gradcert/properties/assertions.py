@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gradcert.graph import OPS, DomainError, Graph, evaluate
-from gradcert.properties.runner import Check, Finding
+from gradcert.properties.runner import Check, Finding, extreme
 
 __all__ = ["Mismatch", "as_float32", "check_graph", "compare", "fmt", "graphs_for", "judged",
            "oracle", "reverse_mode"]
@@ -159,7 +159,7 @@ def graphs_for(check: Check, *, max_nodes: int = 8, **kw: Any) -> Any:
     for a float32 engine, narrowed to float32 (see :func:`as_float32`)."""
     from gradcert.properties import strategies as gs
 
-    s: Any = gs.graphs(check.caps.ops, max_nodes=min(check.profile.max_nodes, max_nodes),
+    s: Any = gs.graphs(check.sound_ops, max_nodes=min(check.profile.max_nodes, max_nodes),
                        **kw)
     if check.caps.dtype == "float32":
         s = s.map(as_float32).filter(lambda g: g is not None)
@@ -249,6 +249,13 @@ class Mismatch(Finding):
         self.dtype = dtype
         self.ex = ex
         v = self.violations[0]
+        ratios = [_ratio(w) for w in self.violations]
+        self.ratio = max(ratios)
+        w = self.violations[ratios.index(self.ratio)]
+        if extreme(graph, ex.values_f64) and (not math.isfinite(w.actual) or w.actual == 0):
+            self.klass = "range"  # an underflow or overflow near float64's limits
+        elif any(x.what == "value" for x in self.violations):
+            self.klass = "wrong value"
         lines = [self._line(graph, w) for w in self.violations[1:6]]  # [0] is the summary
         if len(self.violations) > 6:
             lines.append(f"... and {len(self.violations) - 6} more")
@@ -289,6 +296,19 @@ class Mismatch(Finding):
             const = f", constant {fmt(n.const)}" if n.const is not None else ""
             lines.append(f"first wrong node: {node} = {n.op}({args}{const})")
         return lines
+
+
+def _ratio(v: Any) -> float:
+    """A violation's error over its bound (inf for a non-finite result)."""
+    err = _float(v.error)
+    if math.isnan(err):
+        try:
+            err = abs(_float(v.actual) - v.expected)
+        except OverflowError:
+            err = math.inf
+    if math.isnan(err) or math.isinf(err):
+        return math.inf
+    return err / v.bound if v.bound > 0 else (0.0 if err == 0 else math.inf)
 
 
 def _ulps(u: Any) -> str:

@@ -103,6 +103,7 @@ class Engine:
         self.info = info
         self.cpu = cpu
         self._fresh = True  # the next build may drop what earlier examples built
+        self.op_defects: dict[str, dict[str, str]] | None = None  # see properties.sweep
 
     # -- whole graphs -----------------------------------------------------------
 
@@ -129,15 +130,17 @@ class Engine:
 
     # -- graphs kept in the host --------------------------------------------------
 
-    def build(self, graph: Graph, leaves: Built | None = None, *,
+    def build(self, graph: Graph, leaves: Built | list[list[int]] | None = None, *,
               what: str = "building the graph") -> Built:
-        """Build ``graph`` op by op in the host (on ``leaves``' leaf nodes, if given)."""
+        """Build ``graph`` op by op in the host, on ``leaves``' leaf nodes if given (or on
+        the nodes those host names, ``Built.ref``, stand for: any node of an earlier
+        graph of this example)."""
         if self.caps.functional:
             raise Unsupported("a functional engine has no op-by-op handles")
         self._supported(graph)
         fields: dict[str, Any] = {"raw": {"graph": wire_json(graph)}}
         if leaves is not None:
-            fields["leaves"] = leaves.leaves
+            fields["leaves"] = leaves.leaves if isinstance(leaves, Built) else leaves
         if self._fresh:
             fields["free"] = True
             self._fresh = False

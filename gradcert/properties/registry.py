@@ -50,11 +50,14 @@ _ROWS = [
                             "leaves gives the fresh gradient"),
     ("semantics.fresh_graph", "building and backpropagating an unrelated graph in between "
                               "changes nothing"),
+    ("semantics.reuse_after_backward", "a node of a graph already backpropagated, reused "
+                                       "in a new graph, passes the new gradient on"),
     ("semantics.equal_values", "distinct nodes with equal values keep distinct gradients"),
     ("semantics.constant_left", "a constant on the left (c + x, c - x, c * x, c / x) "
                                 "gives the exact value and derivative"),
-    ("robustness.chain_10k", "a chain of 10,000 ops (sum() over 10,000 Values) "
-                             "backpropagates under Python's default settings"),
+    ("robustness.chain_10k", "a chain of 10,000 ops (sum() over 10,000 Values, or "
+                             "x0 + x1 + ... without __radd__) backpropagates under "
+                             "Python's default settings"),
     ("robustness.deep_chain", "chains up to 100,000 ops backpropagate given a large stack "
                               "and recursion limit (the failing depth is reported)"),
     ("robustness.large_graph", "a 100,000-node random graph runs forward and backward "

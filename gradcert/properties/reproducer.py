@@ -196,8 +196,9 @@ def second_backward_body(graph: Graph, value: str, *, exact: list[float]) -> str
             "    return 1\n")
 
 
-def chain_body(value: str, *, n: int, raised: bool) -> str:
-    """``sum()`` over ``n`` Values and backward, in the main thread; with ``raised``, under
+def chain_body(value: str, *, n: int, raised: bool, adds: bool = False) -> str:
+    """``sum()`` over ``n`` Values (``x0 + x1 + ...`` with ``adds``, for an engine without
+    ``__radd__``) and backward, in the main thread; with ``raised``, under
     a large stack (re-run in a child process) and a recursion limit of 20 frames per node,
     as the engine host runs deep chains."""
     setup = ("    if '--child' not in sys.argv:\n"
@@ -217,7 +218,8 @@ def chain_body(value: str, *, n: int, raised: bool) -> str:
             "def main():\n" + setup +
             "    try:\n"
             f"        xs = [{value}(1.0) for _ in range(N)]\n"
-            "        out = sum(xs)\n"
+            + ("        out = xs[0]\n        for x in xs[1:]:\n            out = out + x\n"
+               if adds else "        out = sum(xs)\n") +
             "        backward(out)\n"
             "        gs = [grad(x) for x in xs]\n"
             "    except BaseException as e:\n"

@@ -122,6 +122,8 @@ class Finding(Exception):
     """
 
     outcome = "failed"
+    klass = "wrong derivative"  # its severity class (results.SEVERITY_CLASSES) when failed
+    ratio = math.nan  # how far past its bound (error over bound), where there is one
 
     def __init__(self, summary: str, graph: Graph | None = None, lines: list[str] | None = None,
                  *, expected: Any = None, actual: Any = None,
@@ -156,6 +158,7 @@ class EngineRaised(Finding):
                    + (", where the oracle has a finite answer" if oracle and graph else ""))
         super().__init__(summary, graph, repro={"kind": "oracle"} if graph is not None else None)
         self.error = error
+        self.klass = "range" if graph is not None and extreme(graph) else "crash"
 
 
 class TimedOut(Finding):
@@ -198,6 +201,26 @@ class Check:
         self.record = recorder
         self.id = pid
         self.item = item
+        self.worst: Finding | None = None  # the finding furthest past its bound so far
+
+    def note(self, f: Finding) -> None:
+        """Keep ``f`` if it is the worst finding of this test so far (by error over bound)."""
+        if self.worst is None or _rank(f) > _rank(self.worst):
+            self.worst = f
+
+    @property
+    def sound_ops(self) -> frozenset[str]:
+        """The engine's ops minus those the op screen finds wrong (see
+        :mod:`gradcert.properties.sweep`): what graph, semantics, optimizer and model
+        properties draw from, so an op's defect is the ops level's finding only. All of
+        the engine's ops if none is right."""
+        from gradcert.properties.sweep import defects
+
+        ops = frozenset(self.caps.ops)
+        if self.id.startswith("ops."):
+            return ops
+        sound = ops - set(self.call(lambda: defects(self)))
+        return sound or ops
 
     @property
     def caps(self) -> Any:
@@ -236,6 +259,9 @@ class Check:
             self.engine.new_example()
             try:
                 check(x)
+            except Finding as f:
+                self.note(f)
+                raise
             except Unsupported as e:  # not a finding to shrink: the property is unsupported
                 self.unsupported(str(e))
 
@@ -311,14 +337,98 @@ class Check:
                                         if self.config.host else "gradcert")
         lines.append(f"  target: {target}; profile: {self.profile.name}; seed: {seed}")
         lines.append(f"  reproducer: {path if path else 'none written'}")
+        severity = _severity(f, outcome)
+        lines.insert(1, f"  severity: {severity['class']}"
+                     + (f", {severity['ratio']:.3g} x the bound"
+                        if math.isfinite(severity["ratio"]) else ""))
+        cause = self._root_cause(f, outcome)
+        if cause is not None:
+            lines.insert(1, f"  caused by {cause['op']}, see {cause['property']}: "
+                            f"{cause['text']}")
+        worst = self.worst if self.worst is not None and _rank(self.worst) > _rank(f) else None
+        if worst is not None:
+            lines.append(f"  worst example seen: {worst.summary.splitlines()[0]}")
         message = "\n".join(lines)
         failure = {"message": message, "summary": f.summary,
                    "expected": f.expected, "actual": f.actual, "code": code,
                    "graph": f.graph.to_dict() if f.graph is not None and len(f.graph) <= 2000
-                   else None}
+                   else None, "severity": severity, "root_cause": cause,
+                   "worst": _example(worst or f)}
         failure = {k: v for k, v in failure.items() if v is not None}
         self.record.fail(outcome, failure, str(path) if path else None)
         pytest.fail(message, pytrace=False)
+
+
+    def _root_cause(self, f: Finding, outcome: str) -> dict[str, str] | None:
+        """An op wrong on its own in ``f``'s graph, for a finding outside the ops level."""
+        if self.id.startswith("ops.") or f.graph is None or outcome not in ("failed", "error") \
+                or len(f.graph) > 200:
+            return None
+        from gradcert.properties.sweep import blame
+
+        try:
+            return blame(self, f.graph)
+        except (Exception, EngineTimeout, EngineCrashed):
+            return None
+
+
+INACCURATE = 100.0
+"""A wrong number at most this many times its bound is "inaccurate", not "wrong"."""
+
+
+def _rank(f: Finding) -> float:
+    if f.outcome == "error":
+        return math.inf  # raising where the oracle has an answer: past any bound
+    r = f.ratio
+    return -1.0 if math.isnan(r) else r
+
+
+def _severity(f: Finding, outcome: str) -> dict[str, Any]:
+    """The finding's class (results.SEVERITY_CLASSES) and its error over bound."""
+    if outcome == "timeout":
+        return {"class": "hang", "ratio": math.nan}
+    if outcome == "crashed":
+        return {"class": "crash", "ratio": math.nan}
+    klass = f.klass
+    if klass in ("wrong value", "wrong derivative") and f.ratio <= INACCURATE:
+        klass = "inaccurate"
+    return {"class": klass, "ratio": f.ratio}
+
+
+def _example(f: Finding) -> dict[str, Any]:
+    """A finding as results.json keeps its worst example: what, how far off, the graph."""
+    d: dict[str, Any] = {"summary": f.summary, "class": f.klass, "ratio": f.ratio,
+                         "expected": f.expected, "actual": f.actual}
+    if f.graph is not None and len(f.graph) <= 60:
+        d["code"] = to_python(f.graph)
+        d["graph"] = f.graph.to_dict()
+    return {k: v for k, v in d.items() if v is not None}
+
+
+NORMAL_RANGE = (1e-150, 1e150)
+"""Magnitudes (besides zero) an example keeps to for its findings not to be range findings."""
+
+
+def extreme(graph: Graph, values: Any = None) -> bool:
+    """Whether ``graph`` has an input, a constant or a value (``values``, else its float64
+    evaluation) of magnitude outside :data:`NORMAL_RANGE` (zero aside): there an engine's
+    intermediate can underflow or overflow while the exact answer is fine.
+
+    >>> from gradcert.graph import trace
+    >>> extreme(trace(lambda x, y: x / y, [1e-300, 1e-200])), extreme(trace(lambda x: x * 2, [3.0]))
+    (True, False)
+    """
+    from gradcert.graph import evaluate
+
+    lo, hi = NORMAL_RANGE
+    nums = [n.const for n in graph.nodes if n.const is not None] + list(graph.inputs)
+    if values is None:
+        try:
+            values = evaluate(graph)
+        except (ArithmeticError, ValueError):
+            values = []
+    nums += [float(v) for v in values]
+    return any(x != 0 and not lo <= abs(x) <= hi for x in nums)
 
 
 def _isolated(graph: Graph | None, seconds: float | None) -> dict[str, Any] | None:

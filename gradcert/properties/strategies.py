@@ -32,8 +32,8 @@ from hypothesis.strategies import SearchStrategy
 
 from gradcert.graph import OPS, Graph, GraphError, Node, evaluate, trace
 
-__all__ = ["KINDS", "chains", "graphs", "leaves", "op_inputs", "random_dag", "sum_chain", "tame",
-           "wide_sums"]
+__all__ = ["KINDS", "add_chain", "chains", "edge_cases", "graphs", "in_domain", "leaves",
+           "op_inputs", "random_dag", "sum_chain", "tame", "wide_sums"]
 
 KINDS = ("realistic", "nasty", "mixed")
 """Kinds of leaf values: see :func:`leaves`."""
@@ -65,6 +65,16 @@ _OP_EDGES: dict[str, tuple[float, ...]] = {
     "divc": (1e-300, 1e300, -1e300, 1 / 3),
     "mul": (1e150, -1e150, 1e-150, 1e-300, 0.0, -0.0),
 }
+# What the sweep (edge_cases) adds: inputs every op meets at its first few uses, the other
+# operand of a binary op at an edge, the pairs of operands whose derivatives reach the
+# float64 extremes, and the constants of constant ops.
+_SWEEP_COMMON = (1.0, 0.0, -1.0, 0.5, 2.0, -3.0, 1e-300, -1e-300, 1e150, -1e150, 1e300)
+_SWEEP_PARTNERS = (1.0, -2.0, 0.5, 1e-200)
+_SWEEP_PAIRS: dict[str, tuple[tuple[float, float], ...]] = {
+    "div": ((1e-300, 1e-200), (-1e-300, 1e-200), (1e300, 1e-10), (1.0, 1e-150)),
+    "mul": ((1e-300, 1e-200), (1e200, 1e100)),
+}
+_SWEEP_CONSTS = (2.0, -1.0, 0.5, 0.0, 1e-3, 1e3, -10.0)
 
 _STATS = {"graphs": 0, "nodes": 0, "repaired": 0, "skipped": 0, "discarded": 0,
           "op_inputs": 0, "op_inputs_fallback": 0, "chains": 0, "chains_fallback": 0}
@@ -619,6 +629,86 @@ def op_inputs(op: str, kind: str = "mixed") -> SearchStrategy[OpInputs]:
         raise ValueError(f"op_inputs: unknown op {op!r} (known: {', '.join(OPS)})")
     leaves(kind)  # validates kind
     return _op_inputs(op, kind)
+
+
+def edge_cases(op: str) -> list[OpInputs]:
+    """Every ``(operands, const)`` the deterministic sweep runs ``op`` on, in a fixed order:
+    each entry of the op's edge list (with the inputs every op meets: 0, +-1, 2, +-1e-300,
+    1e300, ...), each against every constant (each pow constant at every edge, ``0.0 **
+    0`` included), binary ops in both operand orders against a few partners and on the
+    pairs whose derivatives reach float64's extremes (``x / y`` at 1e-300, 1e-200: d/dy
+    is -1e100). Inputs outside the op's domain are kept where the op is total on the reals
+    otherwise (``(-1.0) ** 0.5``: an engine must raise or give nan, never a number or
+    complex data); every other case has a finite float64 value.
+
+    >>> ((0.0,), 0.0) in edge_cases("powc"), ((-1.0,), 0.5) in edge_cases("powc")
+    (True, True)
+    >>> ((1e-300, 1e-200), None) in edge_cases("div"), ((-2.0, 1e-100), None) in edge_cases("div")
+    (True, True)
+    """
+    if op not in OPS:
+        raise ValueError(f"edge_cases: unknown op {op!r} (known: {', '.join(OPS)})")
+    row = OPS[op]
+    xs = _OP_EDGES.get(op, ()) + tuple(x for x in _SWEEP_COMMON if x not in _OP_EDGES.get(op, ()))
+    consts: tuple[float | None, ...] = (None,)
+    if op == "powc":
+        consts = _POW_CONSTS
+    elif row.has_const:
+        consts = _SWEEP_CONSTS
+    operands: list[tuple[float, ...]]
+    if row.arity == 1:
+        operands = [(x,) for x in xs]
+    else:
+        operands = list(_SWEEP_PAIRS.get(op, ()))
+        for x in xs:
+            for p in _SWEEP_PARTNERS:
+                operands += [(x, p), (p, x)]
+    out: list[OpInputs] = []
+    seen: set[tuple[Any, ...]] = set()
+    for c in consts:
+        for ops_ in operands:
+            key = (*ops_, c)
+            if key in seen:
+                continue
+            seen.add(key)
+            args = (*ops_, c) if row.has_const else ops_
+            if row.domain(*args) is not None:
+                if op == "powc" and ops_[0] < 0:  # real input, no real power: raise or nan
+                    out.append((ops_, c))
+                continue
+            try:
+                v = row.forward(math, *args)
+            except (OverflowError, ZeroDivisionError, ValueError):
+                continue
+            if isinstance(v, float) and math.isfinite(v):
+                out.append((ops_, c))
+    return out
+
+
+def in_domain(op: str, xs: Sequence[float], const: float | None) -> bool:
+    """Whether ``op`` at ``xs`` (and ``const``) is inside its domain.
+
+    >>> in_domain("powc", (-1.0,), 0.5), in_domain("log", (2.0,), None)
+    (False, True)
+    """
+    row = OPS[op]
+    return row.domain(*((*xs, const) if row.has_const else tuple(xs))) is None
+
+
+def add_chain(n: int, seed: int = 0) -> Graph:
+    """``x0 + x1 + ... + x(n-1)`` as left-to-right adds of Values: a chain ``n - 1`` deep
+    that needs no ``__radd__`` (:func:`sum_chain` starts with ``0 + x0``).
+
+    >>> [n.op for n in add_chain(3).nodes]
+    ['leaf', 'leaf', 'leaf', 'add', 'add']
+    """
+    rng = random.Random(seed)
+    nodes = [Node.leaf(rng.choice((0.5, 1.0, 1.5, 2.0, 0.25))) for _ in range(n)]
+    if n > 1:
+        nodes.append(Node("add", (0, 1)))
+    for i in range(2, n):
+        nodes.append(Node("add", (len(nodes) - 1, i)))
+    return Graph(tuple(nodes))
 
 
 def _check_graph(g: Graph) -> None:

@@ -11,12 +11,14 @@ from gradcert.properties import strategies as gs
 from gradcert.properties.assertions import check_graph, fmt
 from gradcert.properties.engine import op_graph
 from gradcert.properties.runner import Finding
+from gradcert.properties.sweep import run_sweep
 
 OP_NAMES = list(OPS)
 
 
 def _ops_property(check: Any, op: str, what: str) -> None:
     check.require(op)
+    run_sweep(check, op, what)  # every edge, the same on every seed; then random examples
     check.examples(gs.op_inputs(op),
                    lambda t: check_graph(check, op_graph(op, *t), op=op, what=what),
                    examples=check.profile.op_examples)

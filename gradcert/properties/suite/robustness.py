@@ -56,19 +56,31 @@ def _fail(check: Any, status: str, summary: str, graph: Graph | None, **kw: Any)
     check.fail(f, outcome={"timeout": "timeout", "crashed": "crashed"}.get(status, "failed"))
 
 
+def _chains(check: Any) -> Any:
+    """What builds a chain of ``n`` adds on this engine: ``sum()`` (``0 + x0``, then
+    adds), or ``x0 + x1 + ...`` for an engine without ``__radd__``; and its reproducer's
+    flag."""
+    check.require("add")
+    if "raddc" in check.caps.ops:
+        return gs.sum_chain, False
+    check.record.notes["chain"] = "x0 + x1 + ... (the engine has no __radd__ for sum())"
+    return gs.add_chain, True
+
+
 def test_chain_10k(gradcert_check: Any) -> None:
-    """sum() over 10,000 Values, under Python's default recursion limit."""
+    """sum() over 10,000 Values (x0 + x1 + ... without __radd__), under Python's default
+    recursion limit."""
     check = gradcert_check
-    check.require("add", "raddc")
-    g = gs.sum_chain(10_000, check.seed)
+    chain, adds = _chains(check)
+    g = chain(10_000, check.seed)
     status, why = _chain(check, g, DEFAULT_RECURSION_LIMIT)
     check.record.checked()
     if status == "ok":
         return
-    repro = {"kind": "chain", "n": 10_000, "raised": False}
+    repro = {"kind": "chain", "n": 10_000, "raised": False, "adds": adds}
     if status != "raised":
         _fail(check, status, f"sum() over 10,000 Values: {why}", None, repro=repro)
-    depth = _failing_depth(check)
+    depth = _failing_depth(check, chain)
     if depth:
         check.record.notes["fails_from_depth"] = depth
     check.report(Finding(
@@ -77,14 +89,13 @@ def test_chain_10k(gradcert_check: Any) -> None:
         expected="value 10000.0, every gradient 1.0", actual=why, repro=repro))
 
 
-def _failing_depth(check: Any) -> int | None:
-    """The smallest depth (to ~5%) at which sum() fails under the default settings."""
-    lo, hi = 10, 10_000
-    if _chain(check, gs.sum_chain(lo), DEFAULT_RECURSION_LIMIT)[0] != "ok":
+def _failing_depth(check: Any, chain: Any, lo: int = 10, hi: int = 10_000) -> int | None:
+    """The smallest depth (to ~5%) at which the chain fails under the default settings."""
+    if _chain(check, chain(lo), DEFAULT_RECURSION_LIMIT)[0] != "ok":
         return lo
     while hi - lo > max(1, lo // 20):
         mid = (lo + hi) // 2
-        if _chain(check, gs.sum_chain(mid), DEFAULT_RECURSION_LIMIT)[0] == "ok":
+        if _chain(check, chain(mid), DEFAULT_RECURSION_LIMIT)[0] == "ok":
             lo = mid
         else:
             hi = mid
@@ -96,10 +107,19 @@ def test_deep_chain(gradcert_check: Any) -> None:
     recursion limit of 20 frames per node; reports the deepest that works and the first
     that fails, and the CPU seconds each took."""
     check = gradcert_check
-    check.require("add", "raddc")
+    chain, adds = _chains(check)
     ok = 0
+    default_ok: int | None = 0  # the deepest that works under the default recursion limit
     for n in check.profile.deep_depths:
-        g = gs.sum_chain(n, check.seed)
+        g = chain(n, check.seed)
+        if default_ok is not None:
+            status, why = _chain(check, g, DEFAULT_RECURSION_LIMIT)
+            if status == "ok":
+                default_ok = n
+            else:
+                check.record.notes["default_settings"] = {"max_ok_depth": default_ok,
+                                                          "failed_depth": n, "error": why}
+                default_ok = None
         status, why = _chain(check, g, 20 * n + 1000)
         check.record.checked()
         if status != "ok":
@@ -108,10 +128,12 @@ def test_deep_chain(gradcert_check: Any) -> None:
                   f"a chain {n:,} deep fails even with a large stack and recursion limit: "
                   f"{why} (deepest that worked: {ok:,})", None,
                   expected="value and every gradient 1.0", actual=why,
-                  repro={"kind": "chain", "n": n, "raised": True})
+                  repro={"kind": "chain", "n": n, "raised": True, "adds": adds})
         ok = n
         check.record.notes[f"cpu_seconds_at_{n}"] = round(check.engine.last_cpu, 3)
     check.record.notes["max_ok_depth"] = ok
+    if default_ok is not None:
+        check.record.notes["default_settings"] = {"max_ok_depth": default_ok}
 
 
 LARGE_RTOL = 1e-9  # relative to the largest |gradient| (1e-3 in float32): structure, not rounding
@@ -122,7 +144,7 @@ def test_large_graph(gradcert_check: Any) -> None:
     the profile's CPU bound, value and gradients within 1e-9 (relative to the largest)
     of a float64 reverse-mode reference (accuracy itself is graphs.oracle's business)."""
     check = gradcert_check
-    ops = frozenset(check.caps.ops)
+    ops = check.sound_ops
     if not ops & {"add", "mul", "sub"} or not ops & {"tanh", "sigmoid", "mulc", "addc", "neg",
                                                       "exp", "log", "relu"}:
         check.unsupported("the random graph needs a binary and a unary op")

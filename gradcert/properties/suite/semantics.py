@@ -40,7 +40,7 @@ def _fan_out(draw: Any, base: Any, unary: tuple[str, ...], combine: tuple[str, .
 
 def test_fan_out(gradcert_check: Any) -> None:
     check = gradcert_check
-    ops = check.caps.ops
+    ops = check.sound_ops
     unary = tuple(o for o in _TOTAL_UNARY if o in ops)
     combine = tuple(o for o in ("add", "mul", "sub") if o in ops)
     if not unary or not combine:
@@ -66,7 +66,7 @@ def _same_operand(draw: Any, binary: tuple[str, ...], unary: tuple[str, ...]) ->
 
 def test_same_operand(gradcert_check: Any) -> None:
     check = gradcert_check
-    ops = check.caps.ops
+    ops = check.sound_ops
     binary = tuple(o for o in ("mul", "add", "sub", "div") if o in ops)
     if not binary:
         check.unsupported("the engine has no binary op")
@@ -125,13 +125,69 @@ def test_second_backward(gradcert_check: Any) -> None:
             actual=[fmt(b) for b in second],
             repro={"kind": "second_backward", "exact": [float(x) for x in ex.grad_f64]})
 
-    if "mul" in check.caps.ops:
+    if "mul" in check.sound_ops:
         check.guard(lambda: one(trace(lambda x: (x * x) * x, [3.0])))
     check.examples(graphs_for(check, max_nodes=8), one)
 
 
 def _close(a: float, b: float) -> bool:
     return a == b or abs(a - b) <= 1e-12 * max(abs(a), abs(b))
+
+
+def test_reuse_after_backward(gradcert_check: Any) -> None:
+    """Build y = f(leaves) and backward it; then build z = y * x0 on y and a leaf of the
+    graph already backpropagated, and backward z: each leaf's gradient grows by exactly
+    dz/dleaf (accumulates) or becomes it (resets). An engine whose visited flags are
+    never cleared skips y's graph the second time (minigrad: 9 for x * x * x at 3, not
+    27)."""
+    check = gradcert_check
+    engine = check.engine
+    if check.caps.functional:
+        check.unsupported("a functional engine builds every graph fresh by design")
+    found = next((o for o in ("mul", "add") if o in check.sound_ops), None)
+    if found is None:
+        check.unsupported("reusing a node needs mul or add")
+    comb: str = str(found)
+
+    def one(g: Graph) -> None:
+        x0 = g.leaves[0]
+        whole = Graph((*g.nodes, Node(comb, (g.output, x0))))
+        assume(gs.tame(whole))
+        ex_a, tol_a = judged(check, g)
+        ex, tol = judged(check, whole)
+        built = engine.build(g)
+        engine.backward(built)
+        first = engine.grads(built)
+        compare(check, g, engine.value(built), first, ex_a, tol_a, label="first")
+        top = Graph((Node.leaf(ex_a.value_f64), Node.leaf(g.inputs[0]), Node(comb, (0, 1))))
+        z = engine.build(top, [built.ref(), built.ref(x0)], what="building z = y * x0 on y")
+        engine.backward(z, what="backward of z")
+        after = engine.grads(built)
+        check.record.checked()
+        wrong = [b for a, b, e, ta, tw in zip(first, after, ex.grad_f64, tol_a.grad, tol.grad,
+                                              strict=True)
+                 if not (abs(b - a - e) <= ta + tw or abs(b - e) <= tw)]  # adds, or resets
+        if not wrong:
+            return
+        exact = [fmt(e) for e in ex.grad_f64]
+        raise Finding(
+            f"after backward of z = y {OPS_SHOWN[comb]} x0, built on y (already "
+            f"backpropagated) and its leaf x0, the leaf gradients are "
+            f"{[fmt(b) for b in after]}: neither the first backward's {[fmt(a) for a in first]} "
+            f"plus dz/dleaf {exact}, nor dz/dleaf (visited flags never cleared?)", whole,
+            [f"first backward (of y): {[fmt(a) for a in first]}",
+             f"after backward of z: {[fmt(b) for b in after]}", f"exact dz/dleaf: {exact}"],
+            expected={"accumulated": [fmt(a + e) for a, e in zip(first, ex.grad_f64,
+                                                                    strict=True)],
+                      "reset": exact},
+            actual=[fmt(b) for b in after], repro=None)
+
+    if "mul" in check.sound_ops:
+        check.guard(lambda: one(trace(lambda x: x * x, [3.0])))
+    check.examples(graphs_for(check, max_nodes=6), one)
+
+
+OPS_SHOWN = {"mul": "*", "add": "+"}
 
 
 def test_zero_grad(gradcert_check: Any) -> None:
