@@ -132,7 +132,8 @@ _ROWS = [
             "records and reproducers are written only when it is set)", metavar="DIR"),
     Setting("jobs", "--jobs", _count("-j"), None,
             "parallel workers (pytest-xdist; default: certify uses every core, a pytest "
-            "session its own -n; 0: the judge in this process, the engine still in its host)", metavar="N",
+            "session its own -n; 0: the judge in this process, the engine still in its "
+            "host)", metavar="N",
             short="-j"),
     Setting("example_timeout", "--example-timeout", _seconds, None,
             "CPU seconds the engine may take on one request of an example (default: the "
