@@ -15,7 +15,7 @@ from report_data import synthetic
 
 from gradcert.reports import compare, render_verdict, to_html, to_markdown
 from gradcert.reports.terminal import print_verdict
-from gradcert.results import OUTCOMES, Results
+from gradcert.results import OUTCOMES, PropertyResult, Results
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = Path(__file__).parent / "golden"
@@ -220,3 +220,23 @@ def test_the_terminal_comparison_fits_80_columns_without_cutting(results, n):
     assert "…" not in out.getvalue()
     for r in engines:
         assert r.target in out.getvalue()
+
+
+def test_a_finding_explained_by_another_names_its_cause_in_every_table_and_severity_once():
+    caused = PropertyResult("models.mlp", "models", "the MLP's gradients", "failed", failure={
+        "message": "models.mlp failed: the MLP's gradients\n  severity: wrong derivative\n"
+                   "  d(node 9)/d(leaf 1) is 2.0; the oracle says 0.0",
+        "severity": {"class": "wrong derivative", "ratio": 1e9},
+        "root_cause": {"op": "mul", "property": "ops.gradients", "text": "mul' is off"}})
+    root = PropertyResult("ops.gradients", "ops", "partials", "failed", failure={
+        "message": "ops.gradients failed for mul", "severity": {"class": "wrong derivative",
+                                                               "ratio": 1e9}})
+    r = Results("eng", [root, caused])
+    md, page, text = to_markdown(r), to_html(r), render_verdict(r)
+    for doc in (md, page, text):
+        assert "caused by mul (ops.gradients)" in doc
+    out = io.StringIO()
+    print_verdict(r, stream=out)
+    assert out.getvalue().count("severity: wrong derivative") == 2  # once per finding
+    block = md[md.index("### `models.mlp`"):]
+    assert block.count("wrong derivative") == 1  # the **Severity:** line, not the message's

@@ -184,6 +184,20 @@ def note(p: PropertyResult) -> str:
     return "; ".join(parts)
 
 
+def cause(p: PropertyResult) -> str:
+    """A finding explained by another's, in a few words ("" for a root cause).
+
+    >>> cause(PropertyResult("models.mlp", "models", outcome="failed", failure={
+    ...     "root_cause": {"op": "mul", "property": "ops.gradients", "text": "mul'"}}))
+    'caused by mul (ops.gradients)'
+    """
+    rc = p.root_cause
+    if rc is None or p.is_root_cause:
+        return ""
+    return f"caused by {rc.op or rc.property}" + (f" ({rc.property})" if rc.op and rc.property
+                                                  else "")
+
+
 def summary(p: PropertyResult) -> str:
     """A finding in one sentence: the failure's summary, else the first line of its
     message that is not the property's own heading.
@@ -214,7 +228,7 @@ def _unprefixed(line: str, p: PropertyResult) -> str:
 def _first_line(message: str, p: PropertyResult) -> str:
     for raw in message.splitlines():
         line = raw.strip()
-        if line and not _heading(line, p):
+        if line and not _heading(line, p) and not line.startswith("severity: "):
             return _unprefixed(line, p)
     return ""
 
@@ -326,8 +340,8 @@ def _details(message: str, p: PropertyResult, found: str, code: str | None) -> l
         line = raw.strip()
         if not line or _heading(line, p) or _unprefixed(line, p) == found:
             continue
-        if line.startswith(("target: ", "reproducer: ")):
-            continue
+        if line.startswith(("target: ", "reproducer: ", "severity: ")):
+            continue  # shown once each, in their own place
         if line.startswith("graph (") and line.endswith(":") and code is not None:
             in_graph = True
             continue

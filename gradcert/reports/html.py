@@ -184,7 +184,8 @@ def to_html(r: Results) -> str:
     props = r.ordered()
     rows = [[Html(f"<code>{escape(p.id)}</code>"), outcome(p.outcome),
              *figures.error_cells(figures.property_error(p)),
-             Html(f'<a href="#{escape(p.id)}">see below</a>') if p.bad else figures.note(p),
+             Html(f'<a href="#{escape(p.id)}">{escape(figures.cause(p) or "see below")}</a>')
+             if p.bad else figures.note(p),
              fmt_num(p.graphs_checked, "int")] for p in props]
     checks = r.kind == "check_grads"  # a team's functions: no per-op figures or plots
     head = ["function", *PROPERTIES_HEAD[1:-1], "inputs"] if checks else PROPERTIES_HEAD

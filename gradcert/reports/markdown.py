@@ -37,7 +37,7 @@ def properties_rows(r: Results) -> list[list[Any]]:
     for p in r.ordered():
         frac, ulps, bits = figures.error_cells(figures.property_error(p))
         rows.append([f"`{p.id}`", MARK.get(p.outcome, p.outcome), frac, ulps, bits,
-                     figures.note(p) or ("see Failures" if p.bad else ""),
+                     figures.note(p) or figures.cause(p) or ("see Failures" if p.bad else ""),
                      fmt_num(p.graphs_checked, "int")])
     return rows
 

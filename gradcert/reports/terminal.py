@@ -30,7 +30,7 @@ _HEAD = ("property", "outcome", "error/bound", "ulps", "bits", "graphs", "note")
 def _row(p: PropertyResult) -> tuple[str, ...]:
     frac, ulps, bits = figures.error_cells(figures.property_error(p))
     return (p.id, p.outcome, frac, ulps, bits, str(p.graphs_checked),
-            figures.note(p) or ("see the finding above" if p.bad else ""))
+            figures.note(p) or figures.cause(p) or ("see the finding above" if p.bad else ""))
 
 
 def _footer(r: Results, out: Path | None) -> list[tuple[str, str]]:
@@ -79,11 +79,11 @@ def _failure_text(p: PropertyResult) -> str:
     if rc is not None and not p.is_root_cause:
         head.append(f"caused by {rc.op or rc.property}"
                     + (f" (see {rc.property})" if rc.property else "") + f": {rc.text}")
-    if p.severity is not None:
+    message = str((p.failure or {}).get("message") or "").rstrip()
+    if p.severity is not None and "severity:" not in message:
         head.append(f"severity: {p.severity.klass}"
                     + (f", {fmt_num(p.severity.ratio, 'bound')} x the bound"
                        if p.severity.ratio == p.severity.ratio else ""))
-    message = str((p.failure or {}).get("message") or "").rstrip()
     if not message:
         message = f"{p.id} {p.outcome}: {figures.summary(p)}"
     return "\n".join([*head, message])
