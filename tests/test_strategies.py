@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gradcert.graph import OPS, DomainError, Graph, evaluate, node_operands
+from gradcert.graph import DomainError, Graph, evaluate, node_operands
+from gradcert.ops import OPS
 from gradcert.properties import strategies as S
 
 SAMPLE = settings(database=None, derandomize=True, deadline=None,
@@ -191,7 +192,7 @@ def test_op_inputs_rarely_fall_back_to_tame_inputs():
 
 @pytest.mark.parametrize("op", sorted(OPS))
 def test_every_safe_chain_stays_in_range_for_ten_thousand_nodes(op):
-    x, c = S._SAFE_CHAIN.get(op, (0.5, 1.0))
+    x, c = OPS[op].safe_chain
     g = S._chain(op, 10_000, x, c if OPS[op].has_const else None)
     assert g is not None and len(g) == 10_001
 

@@ -31,7 +31,7 @@ from gradcert.adapters.base import (
     _number,
     _show,
 )
-from gradcert.graph import OPS
+from gradcert.ops import OPS
 
 __all__ = ["GenericAdapter", "check_value_class", "probe"]
 

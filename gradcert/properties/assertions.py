@@ -19,7 +19,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from gradcert.graph import OPS, DomainError, Graph, evaluate
+from gradcert.graph import DomainError, Graph, evaluate
+from gradcert.ops import OPS
 from gradcert.properties.runner import Check, Finding
 
 __all__ = ["Mismatch", "check_graph", "compare", "fmt", "oracle"]

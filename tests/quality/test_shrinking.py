@@ -10,7 +10,8 @@ import math
 import pytest
 from hypothesis import find, settings
 
-from gradcert.graph import OPS, Graph, evaluate, node_operands, to_python
+from gradcert.graph import Graph, evaluate, node_operands, to_python
+from gradcert.ops import OPS
 from gradcert.properties.strategies import graphs
 
 SHRINK = settings(database=None, derandomize=True, max_examples=3000, deadline=None)

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from gradcert.graph import OPS, Graph, Node
+from gradcert.graph import Graph, Node
+from gradcert.ops import OPS
 from gradcert.properties import strategies as st
 from gradcert.properties.assertions import check_graph, fmt
 from gradcert.properties.runner import Finding

@@ -9,7 +9,8 @@ import threading
 import time
 from typing import Any
 
-from gradcert.graph import OPS, Graph, Node, evaluate
+from gradcert.graph import Graph, Node, evaluate
+from gradcert.ops import OPS
 from gradcert.properties.assertions import compare, fmt, oracle
 from gradcert.properties.runner import EngineRaised, Finding, TimedOut
 from gradcert.properties.suite.ops import op_graph, raise_finding

@@ -10,7 +10,8 @@ from typing import Any
 from hypothesis import assume
 from hypothesis import strategies as hs
 
-from gradcert.graph import OPS, Graph, Node, evaluate, trace
+from gradcert.graph import Graph, Node, evaluate, trace
+from gradcert.ops import OPS
 from gradcert.properties import strategies as st
 from gradcert.properties.assertions import check_graph, compare, fmt, judged, oracle
 from gradcert.properties.reproducer import build_source
