@@ -1,15 +1,11 @@
-"""The engine-neutral expression graph and the op table.
+"""The engine-neutral expression graph.
 
 Everything in gradcert passes through one data structure: a :class:`Graph`,
 a DAG of :class:`Node` in topological order. Leaves hold float64 inputs;
-every other node names an op of :data:`OPS`, its argument node ids, and the
-constant the op takes, if any. The output is the last node. A node may be
-used any number of times, also as both operands of one op (``x * x``).
-
-The op table is data: each :class:`Op` row holds the op's arity, its domain,
-its forward and its exact partial derivatives, written once against a numeric
-namespace (``math`` for float64, an mpmath context at any precision), and how
-it is spelled with an engine's Python operators.
+every other node names an op of the op table (:data:`gradcert.ops.OPS`), its
+argument node ids, and the constant the op takes, if any. The output is the
+last node. A node may be used any number of times, also as both operands of
+one op (``x * x``).
 
 >>> g = trace(lambda x, y: (x * y).log() + 2.0 / x, [3.0, 4.0])
 >>> [n.op for n in g.nodes]
@@ -28,13 +24,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from gradcert.ops import OPS, dispatch
+
 __all__ = [
-    "OPS",
     "DomainError",
     "Graph",
     "GraphError",
     "Node",
-    "Op",
+    "canonical",
     "evaluate",
     "node_operands",
     "to_python",
@@ -72,136 +69,6 @@ def _num(x: Any) -> str:
         return repr(float(x))
     except (TypeError, ValueError, OverflowError):
         return repr(x)
-
-
-# ---------------------------------------------------------------------------
-# The op table. `ns` is a numeric namespace with exp, log and tanh: the `math`
-# module for float64, or an mpmath context. Operands are numbers of that
-# namespace; `c` is the op's float constant; `out` is the op's value, which
-# partials may reuse (exp' = exp). Partials are written without cancellation
-# (tanh' as 4e/(1+e)^2, not 1 - tanh^2) so they stay exact at any precision.
-
-
-def _pow_domain(x: Any, c: float) -> str | None:
-    if not float(c).is_integer():
-        return None if x > 0 else "a non-integer power needs a positive base"
-    if c < 0 and x == 0:
-        return "0 to a negative power"
-    return None
-
-
-def _pow_partial(ns: Any, x: Any, c: float, out: Any) -> tuple[Any, ...]:
-    return (c * x ** (c - 1) if c != 0 else x - x,)
-
-
-def _sigmoid(ns: Any, x: Any) -> Any:
-    e = ns.exp(-abs(x))
-    return 1 / (1 + e) if x >= 0 else e / (1 + e)
-
-
-def _sigmoid_partial(ns: Any, x: Any, out: Any) -> tuple[Any, ...]:
-    e = ns.exp(-abs(x))
-    return (e / (1 + e) ** 2,)
-
-
-def _tanh_partial(ns: Any, x: Any, out: Any) -> tuple[Any, ...]:
-    e = ns.exp(-2 * abs(x))
-    return (4 * e / (1 + e) ** 2,)
-
-
-@dataclass(frozen=True)
-class Op:
-    """One row of the op table.
-
-    ``forward(ns, *args[, c])`` and ``partials(ns, *args[, c], out)`` take the
-    Value operands, then the constant when ``has_const``. ``domain`` returns
-    why the inputs are outside the op's domain, or None. ``template`` spells
-    the op with Python operators: ``{0}``, ``{1}`` are operands, ``{c}`` the
-    constant. ``apply`` does the same on live objects (an engine's Values).
-    """
-
-    name: str
-    arity: int
-    has_const: bool
-    template: str
-    forward: Callable[..., Any]
-    partials: Callable[..., tuple[Any, ...]]
-    domain: Callable[..., str | None] = lambda *a: None
-    commutative: bool = False
-
-    def apply(self, *operands: Any) -> Any:
-        """Apply the op with Python operators to engine objects (and the constant)."""
-        return _APPLY[self.name](*operands)
-
-
-_ROWS = [
-    Op("add", 2, False, "{0} + {1}", lambda ns, x, y: x + y,
-       lambda ns, x, y, out: (1, 1), commutative=True),
-    Op("sub", 2, False, "{0} - {1}", lambda ns, x, y: x - y,
-       lambda ns, x, y, out: (1, -1)),
-    Op("mul", 2, False, "{0} * {1}", lambda ns, x, y: x * y,
-       lambda ns, x, y, out: (y, x), commutative=True),
-    Op("div", 2, False, "{0} / {1}", lambda ns, x, y: x / y,
-       lambda ns, x, y, out: (1 / y, -x / (y * y)),
-       domain=lambda x, y: "division by zero" if y == 0 else None),
-    Op("addc", 1, True, "{0} + {c}", lambda ns, x, c: x + c,
-       lambda ns, x, c, out: (1,)),
-    Op("raddc", 1, True, "{c} + {0}", lambda ns, x, c: c + x,
-       lambda ns, x, c, out: (1,)),
-    Op("subc", 1, True, "{0} - {c}", lambda ns, x, c: x - c,
-       lambda ns, x, c, out: (1,)),
-    Op("rsubc", 1, True, "{c} - {0}", lambda ns, x, c: c - x,
-       lambda ns, x, c, out: (-1,)),
-    Op("mulc", 1, True, "{0} * {c}", lambda ns, x, c: x * c,
-       lambda ns, x, c, out: (c,)),
-    Op("rmulc", 1, True, "{c} * {0}", lambda ns, x, c: c * x,
-       lambda ns, x, c, out: (c,)),
-    Op("divc", 1, True, "{0} / {c}", lambda ns, x, c: x / c,
-       lambda ns, x, c, out: (1 / c,),
-       domain=lambda x, c: "division by zero" if c == 0 else None),
-    Op("rdivc", 1, True, "{c} / {0}", lambda ns, x, c: c / x,
-       lambda ns, x, c, out: (-c / (x * x),),
-       domain=lambda x, c: "division by zero" if x == 0 else None),
-    Op("neg", 1, False, "-{0}", lambda ns, x: -x,
-       lambda ns, x, out: (-1,)),
-    Op("powc", 1, True, "{0} ** {c}", lambda ns, x, c: x ** c,
-       _pow_partial, domain=_pow_domain),
-    Op("log", 1, False, "{0}.log()", lambda ns, x: ns.log(x),
-       lambda ns, x, out: (1 / x,),
-       domain=lambda x: None if x > 0 else "log needs a positive input"),
-    Op("exp", 1, False, "{0}.exp()", lambda ns, x: ns.exp(x),
-       lambda ns, x, out: (out,)),
-    Op("relu", 1, False, "{0}.relu()", lambda ns, x: x if x > 0 else x - x,
-       lambda ns, x, out: (1 if x > 0 else 0,)),
-    Op("tanh", 1, False, "{0}.tanh()", lambda ns, x: ns.tanh(x), _tanh_partial),
-    Op("sigmoid", 1, False, "{0}.sigmoid()", _sigmoid, _sigmoid_partial),
-]
-
-OPS: dict[str, Op] = {op.name: op for op in _ROWS}
-"""The op table, by name."""
-
-_APPLY: dict[str, Callable[..., Any]] = {
-    "add": lambda a, b: a + b,
-    "sub": lambda a, b: a - b,
-    "mul": lambda a, b: a * b,
-    "div": lambda a, b: a / b,
-    "addc": lambda a, c: a + c,
-    "raddc": lambda a, c: c + a,
-    "subc": lambda a, c: a - c,
-    "rsubc": lambda a, c: c - a,
-    "mulc": lambda a, c: a * c,
-    "rmulc": lambda a, c: c * a,
-    "divc": lambda a, c: a / c,
-    "rdivc": lambda a, c: c / a,
-    "neg": lambda a: -a,
-    "powc": lambda a, c: a ** c,
-    "log": lambda a: a.log(),
-    "exp": lambda a: a.exp(),
-    "relu": lambda a: a.relu(),
-    "tanh": lambda a: a.tanh(),
-    "sigmoid": lambda a: a.sigmoid(),
-}
-assert set(_APPLY) == set(OPS)
 
 
 # ---------------------------------------------------------------------------
@@ -386,19 +253,41 @@ def evaluate(graph: Graph, ns: Any = math) -> list[Any]:
         try:
             values.append(op.forward(ns, *operands))
         except OverflowError:
-            values.append(math.copysign(math.inf, _overflow_sign(n.op, operands)))
+            values.append(math.copysign(math.inf, op.overflow_sign(*operands)))
     return values
 
 
-def _overflow_sign(op: str, operands: tuple[Any, ...]) -> float:
-    if op == "powc":
-        x, c = operands
-        return -1.0 if x < 0 and float(c).is_integer() and int(c) % 2 else 1.0
-    return 1.0
+def canonical(graph: Graph) -> list[int]:
+    """For each node, the first node that computes the same number, exactly and in
+    any engine: equal leaves (of the same sign), and the same op on the same
+    canonical operands (in either order when it commutes) with the same
+    constant. So ``a - a`` is 0 also when the two ``a`` are separate nodes.
+
+    >>> canonical(trace(lambda x: x.tanh() - x.tanh(), [0.5]))
+    [0, 1, 1, 3]
+    """
+    first: dict[tuple[Any, ...], int] = {}
+    same: list[int] = []
+    for i, node in enumerate(graph.nodes):
+        if node.op == "leaf":
+            v = cast(float, node.value)
+            key: tuple[Any, ...] = ("leaf", v, math.copysign(1.0, v))
+        else:
+            args = [same[a] for a in node.args]
+            if OPS[node.op].commutative:
+                args.sort()
+            key = (node.op, *args, node.const)
+        same.append(first.setdefault(key, i))
+    return same
 
 
 class _Var:
-    """A traced operand: records each operator applied to it as a graph node."""
+    """A traced operand: records each operator applied to it as a graph node.
+
+    Its operators and methods are made from the op table's spellings
+    (:func:`gradcert.ops.dispatch`): ``x + y``, ``x + 2.0`` and ``2.0 + x``
+    record ``add``, ``addc`` and ``raddc``.
+    """
 
     __slots__ = ("_tape", "_id")
 
@@ -409,36 +298,38 @@ class _Var:
         self._tape.append(Node(op, args, None if const is None else float(const)))
         return _Var(self._tape, len(self._tape) - 1)
 
-    def _bin(self, op: str, other: Any, reflected: bool) -> _Var:
-        if isinstance(other, _Var):
-            if other._tape is not self._tape:
+    def __rpow__(self, other: Any) -> _Var:
+        raise TypeError(f"{other!r} ** x is not traced (no op takes a constant base): "
+                        "write (x * log(c)).exp()")
+
+
+def _traced(method: str, forms: tuple[tuple[str, str], ...]) -> Callable[..., Any]:
+    """The tracer's ``method``: which op it records depends on its other operand."""
+    ops = dict(forms)
+
+    def op(self: _Var, *other: Any) -> Any:
+        if not other:
+            return self._emit(ops["none"], (self._id,))
+        (o,) = other
+        if isinstance(o, _Var):
+            if o._tape is not self._tape:
                 raise GraphError(None, "operands come from different traces")
-            args = (other._id, self._id) if reflected else (self._id, other._id)
-            return self._emit(op, args)
-        if not _is_real(other):
+            if "node" in ops:
+                return self._emit(ops["node"], (self._id, o._id))
+        elif _is_real(o) and "const" in ops:
+            return self._emit(ops["const"], (self._id,), o)
+        if method.startswith("__"):
             return NotImplemented
-        return self._emit(("r" if reflected else "") + op + "c", (self._id,), other)
+        raise TypeError(f"{method}: expected "
+                        f"{'a traced value' if 'node' in ops else 'a number'}, "
+                        f"got {type(o).__name__}")
 
-    def __add__(self, o: Any) -> _Var: return self._bin("add", o, False)
-    def __radd__(self, o: Any) -> _Var: return self._bin("add", o, True)
-    def __sub__(self, o: Any) -> _Var: return self._bin("sub", o, False)
-    def __rsub__(self, o: Any) -> _Var: return self._bin("sub", o, True)
-    def __mul__(self, o: Any) -> _Var: return self._bin("mul", o, False)
-    def __rmul__(self, o: Any) -> _Var: return self._bin("mul", o, True)
-    def __truediv__(self, o: Any) -> _Var: return self._bin("div", o, False)
-    def __rtruediv__(self, o: Any) -> _Var: return self._bin("div", o, True)
-    def __neg__(self) -> _Var: return self._emit("neg", (self._id,))
+    op.__name__ = method
+    return op
 
-    def __pow__(self, c: Any) -> _Var:
-        if not _is_real(c):
-            raise TypeError(f"only constant exponents are traced, got {type(c).__name__}")
-        return self._emit("powc", (self._id,), c)
 
-    def log(self) -> _Var: return self._emit("log", (self._id,))
-    def exp(self) -> _Var: return self._emit("exp", (self._id,))
-    def relu(self) -> _Var: return self._emit("relu", (self._id,))
-    def tanh(self) -> _Var: return self._emit("tanh", (self._id,))
-    def sigmoid(self) -> _Var: return self._emit("sigmoid", (self._id,))
+for _method, _forms in dispatch().items():
+    setattr(_Var, _method, _traced(_method, _forms))
 
 
 def trace(f: Callable[..., Any], xs: Sequence[float]) -> Graph:

@@ -27,7 +27,8 @@ from gradcert.adapters import (
 )
 from gradcert.adapters.base import ALL_OPS
 from gradcert.engine import Value
-from gradcert.graph import OPS, Graph, Node, trace
+from gradcert.graph import Graph, Node, trace
+from gradcert.ops import OPS
 
 NEEDS = {"micrograd": "micrograd.engine", "torch": "torch", "jax": "jax",
          "autograd": "autograd"}

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from mp_ops import mp_op
 
 from gradcert.engine import Value
-from gradcert.graph import OPS, DomainError, Graph, Node, evaluate, node_operands
+from gradcert.graph import DomainError, Graph, Node, evaluate, node_operands
+from gradcert.ops import OPS
 from gradcert.properties.strategies import graphs
 
 

@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gradcert.graph import OPS, DomainError, Graph, Node, trace
+from gradcert.graph import DomainError, Graph, Node, trace
+from gradcert.ops import OPS
 from gradcert.oracle import Exact, Unresolved, exact, exact_graph, round_to
 from gradcert.oracle.rounding import certain
 

@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 from planted import catalogue, engines
 
 from gradcert.engine import Value as Reference
-from gradcert.graph import OPS, Graph, Node, node_operands, to_python
+from gradcert.graph import Graph, Node, node_operands, to_python
+from gradcert.ops import OPS
 
 DEFECTIVE = catalogue.defective()
 CORRECT = catalogue.correct()

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gradcert.graph import OPS, DomainError, Graph, evaluate, node_operands
+from gradcert.graph import DomainError, Graph, evaluate, node_operands
+from gradcert.ops import OPS
 from gradcert.properties import strategies as S
 
 SAMPLE = settings(database=None, derandomize=True, deadline=None,
@@ -201,7 +202,7 @@ def test_op_inputs_rarely_fall_back_to_tame_inputs():
 
 @pytest.mark.parametrize("op", sorted(OPS))
 def test_every_safe_chain_stays_in_range_for_ten_thousand_nodes(op):
-    x, c = S._SAFE_CHAIN.get(op, (0.5, 1.0))
+    x, c = OPS[op].safe_chain
     g = S._chain(op, 10_000, x, c if OPS[op].has_const else None)
     assert g is not None and len(g) == 10_001
 
@@ -292,14 +293,12 @@ def test_public_names():
 
 @pytest.mark.parametrize("op", sorted(OPS))
 def test_edge_cases_cover_every_edge_and_are_finite_or_outside_the_domain(op):
-    from gradcert.properties.strategies import _OP_EDGES
-
     cases = S.edge_cases(op)
     assert cases == S.edge_cases(op)  # a fixed order: the same on every seed
     assert len(cases) == len(set(cases))
     row = OPS[op]
     seen = {x for xs, _ in cases for x in xs}
-    for x in _OP_EDGES.get(op, ()):
+    for x in row.edges:
         args = (x, 2.0) if row.arity == 2 else (x,)
         if row.has_const or row.domain(*args) is None:
             assert x in seen or op == "powc", (op, x)
@@ -315,11 +314,9 @@ def test_edge_cases_cover_every_edge_and_are_finite_or_outside_the_domain(op):
 def test_edge_cases_hold_the_known_misses():
     """What random draws never tried: 0.0 ** 0, x / y at 1e-300 / 1e-200 in both orders,
     (-1.0) ** 0.5, every pow constant at the edges, sigmoid(-745), tanh(400)."""
-    from gradcert.properties.strategies import _POW_CONSTS
-
     pow_cases = S.edge_cases("powc")
     assert ((0.0,), 0.0) in pow_cases and ((-1.0,), 0.5) in pow_cases
-    assert {c for _, c in pow_cases} == set(_POW_CONSTS)
+    assert {c for _, c in pow_cases} == set(OPS["powc"].consts)
     div = S.edge_cases("div")
     assert ((1e-300, 1e-200), None) in div
     assert ((3.0, 1.0), None) in div and ((1.0, 3.0), None) in div  # both orders

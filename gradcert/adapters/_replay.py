@@ -1,17 +1,68 @@
-"""Source of a reproducer prelude for functional engines (JAX, HIPS autograd).
+"""Functional engines (JAX, HIPS autograd): each op as a function of their numbers,
+and the reproducer prelude that records a graph and replays it.
 
-The prelude defines a small recording ``Value``: operators compute eagerly on
-the engine's scalars and remember how; ``backward(out)`` replays the
-recorded graph inside the engine's ``value_and_grad``. ``{header}`` imports
-the engine and defines ``np``, ``relu``, ``sigmoid`` and ``value_and_grad``.
+Both come from the op table: an op spelled with Python operators applies as
+spelled; an op with a ``function`` name (``log``, ``maximum``, ``sigmoid``)
+is looked up in the engine's namespaces in turn (``jax.numpy``, ``jax.nn``,
+...). An op whose function no namespace has is unsupported by that engine.
+
+>>> import math
+>>> fns = functions(math, {"relu": lambda x: max(x, 0.0)})
+>>> fns["log"](1.0), fns["powc"](2.0, 3.0), "sigmoid" in fns
+(0.0, 8.0, False)
 """
 
-TEMPLATE = '''{header}
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gradcert.ops import OPS, dispatch, interpreter_source
+
+__all__ = ["functions", "prelude"]
+
+
+def _find(name: str, namespaces: tuple[Any, ...]) -> Callable[..., Any] | None:
+    for ns in namespaces:
+        f = ns.get(name) if isinstance(ns, Mapping) else getattr(ns, name, None)
+        if f is not None:
+            return f
+    return None
+
+
+def functions(*namespaces: Any) -> dict[str, Callable[..., Any]]:
+    """Each op the namespaces (modules or dicts) can compute, as a function of an
+    engine's numbers: its operands, then the constant if it has one."""
+    out: dict[str, Callable[..., Any]] = {}
+    for name, op in OPS.items():
+        if op.function is None:
+            out[name] = op.apply
+        elif (f := _find(op.function, namespaces)) is not None:
+            out[name] = f
+    return out
+
+
+_METHOD = '''
+    def {method}(self, *other):
+        return self._record({forms!r}, other)
+'''
+
+_TEMPLATE = '''{header}
 import itertools
-import operator
 
 _count = itertools.count()
 
+
+def F(name):
+    """The engine's function called ``name``, from the first namespace that has it."""
+    for ns in NAMESPACES:
+        f = ns.get(name) if isinstance(ns, dict) else getattr(ns, name, None)
+        if f is not None:
+            return f
+    raise NotImplementedError(f"the engine has no function {{name!r}}")
+
+
+{functions}
 
 class Value:
     """A recorded scalar: data now, gradients when backward() replays it."""
@@ -21,35 +72,17 @@ class Value:
         self.data = np.float64(data) if fn is None else fn(*[a.data for a in args])
         self.grad = 0.0
 
-    def _op(self, fn, *args):
-        return Value(None, fn, (self, *args))
-
-    def log(self): return self._op(np.log)
-    def exp(self): return self._op(np.exp)
-    def tanh(self): return self._op(np.tanh)
-    def relu(self): return self._op(relu)
-    def sigmoid(self): return self._op(sigmoid)
-    def __neg__(self): return self._op(operator.neg)
-    def __pow__(self, c): return self._op(lambda a: a ** c)
-
-
-def _binary(f):
-    def op(self, other):
-        if isinstance(other, Value):
-            return self._op(f, other)
-        return self._op(lambda a: f(a, other))
-    return op
-
-
-def _reflected(f):
-    return lambda self, other: self._op(lambda a: f(other, a))
-
-
-for _name, _f in [("add", operator.add), ("sub", operator.sub),
-                  ("mul", operator.mul), ("truediv", operator.truediv)]:
-    setattr(Value, f"__{{_name}}__", _binary(_f))
-    setattr(Value, f"__r{{_name}}__", _reflected(_f))
-
+    def _record(self, forms, other):
+        if not other:
+            return Value(None, _FNS[forms["none"]], (self,))
+        (o,) = other
+        if isinstance(o, Value) and "node" in forms:
+            return Value(None, _FNS[forms["node"]], (self, o))
+        if isinstance(o, (int, float)) and "const" in forms:
+            f = _FNS[forms["const"]]
+            return Value(None, lambda a: f(a, o), (self,))
+        return NotImplemented
+{methods}
 
 def backward(out):
     """Replay out's graph under value_and_grad; add the gradients to the leaves."""
@@ -85,3 +118,14 @@ def value(v):
 def grad(x):
     return float(x.grad)
 '''
+
+
+def prelude(header: str) -> str:
+    """A reproducer prelude for a functional engine. ``header`` imports the engine and
+    defines ``np`` (its numpy), ``value_and_grad`` and ``NAMESPACES`` (where op
+    functions are looked up); the prelude adds a recording ``Value`` with every
+    operator and method of the op table, and ``backward``, ``value``, ``grad``."""
+    methods = "".join(_METHOD.format(method=m, forms=dict((k, v) for k, v in forms))
+                      for m, forms in dispatch().items())
+    fns = interpreter_source(name="_FNS", lookup="F", uniform=False)
+    return _TEMPLATE.format(header=header.strip(), functions=fns, methods=methods)

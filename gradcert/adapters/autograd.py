@@ -1,10 +1,12 @@
 """The adapter for HIPS autograd, on numpy float64.
 
 autograd differentiates functions: the adapter replays the graph on
-``autograd.numpy`` scalars inside ``autograd.value_and_grad``. autograd has
-no relu: it is ``np.where(x > 0, x, 0.0)`` here, so relu'(0) = 0
-(``np.maximum(x, 0.0)`` would give 0.5). ``sigmoid`` is
-``autograd.scipy.special.expit`` (needs scipy; unsupported without it).
+``autograd.numpy`` scalars inside ``autograd.value_and_grad``. An op with a
+function name (``log``, ``maximum``, ...) is looked up in ``autograd.numpy``,
+then ``autograd.scipy.special``. autograd has no relu: it is
+``np.where(x > 0, x, 0.0)`` here, so relu'(0) = 0 (``np.maximum(x, 0.0)``
+would give 0.5). ``sigmoid`` is ``autograd.scipy.special.expit``; it and
+``erf`` need scipy and are unsupported without it.
 
 >>> from gradcert.graph import trace
 >>> from gradcert.adapters.base import run_graph
@@ -17,9 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gradcert.adapters._replay import TEMPLATE
+from gradcert.adapters._replay import functions, prelude
 from gradcert.adapters.base import ALL_OPS, Capabilities, FunctionalAdapter, TargetError
-from gradcert.graph import OPS
 
 __all__ = ["AutogradAdapter"]
 __doctest_requires__ = ("autograd",)  # its doctests skip without it (conftest.py)
@@ -27,15 +28,24 @@ __doctest_requires__ = ("autograd",)  # its doctests skip without it (conftest.p
 _HEADER = '''import autograd.numpy as np
 from autograd import value_and_grad
 
-try:  # needs scipy; a graph without sigmoid runs without it
-    from autograd.scipy.special import expit as sigmoid
+try:
+    import autograd.scipy.special as special  # expit and erf need scipy
 except ImportError:
-    sigmoid = None
+    special = None
 
 
 def relu(x):
     return np.where(x > 0, x, 0.0)
+
+
+NAMESPACES = (np, {"relu": relu}, *([special, {"sigmoid": special.expit}] if special else []))
 '''
+
+
+def _relu(x: Any) -> Any:
+    import autograd.numpy as anp
+
+    return anp.where(x > 0, x, 0.0)
 
 
 class AutogradAdapter(FunctionalAdapter):
@@ -52,28 +62,24 @@ class AutogradAdapter(FunctionalAdapter):
             raise TargetError(f"autograd: cannot import autograd ({e}); install it with "
                               f"'pip install autograd'") from None
         try:
-            from autograd.scipy.special import expit
+            import autograd.scipy.special as special
+            extra: tuple[Any, ...] = (special, {"sigmoid": special.expit})
         except ImportError:
-            expit = None
-        self.autograd, self.np, self.expit = autograd, anp, expit
+            extra = ()
+        self.autograd, self.np = autograd, anp
+        self._fns = functions(anp, {"relu": _relu}, *extra)
 
     def capabilities(self) -> Capabilities:
         notes = {
             "relu'(0)": "0.0 (np.where(x > 0, x, 0.0))",
             "backward": "functional: each run differentiates a fresh replay of the graph",
         }
-        ops = ALL_OPS
-        if self.expit is None:
-            ops = ALL_OPS - {"sigmoid"}
-            notes["sigmoid"] = "autograd.scipy.special.expit needs scipy, not installed"
-        return Capabilities(ops, "float64", functional=True, notes=notes)
+        for name in sorted(ALL_OPS - set(self._fns)):
+            notes[name] = "needs autograd.scipy.special (scipy), not installed"
+        return Capabilities(frozenset(self._fns), "float64", functional=True, notes=notes)
 
     def fns(self) -> Mapping[str, Callable[..., Any]]:
-        np = self.np
-        fns: dict[str, Callable[..., Any]] = {n: op.apply for n, op in OPS.items()}
-        fns.update(log=np.log, exp=np.exp, tanh=np.tanh, sigmoid=self.expit,
-                   relu=lambda x: np.where(x > 0, x, 0.0))
-        return fns
+        return self._fns
 
     def value_and_grad(self, f: Callable[[Any], Any],
                        xs: Sequence[float]) -> tuple[float, Sequence[float]]:
@@ -81,4 +87,4 @@ class AutogradAdapter(FunctionalAdapter):
         return value, list(grads)
 
     def reproducer_prelude(self) -> str:
-        return TEMPLATE.format(header=_HEADER)
+        return prelude(_HEADER)

@@ -23,7 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gradcert.graph import OPS, Graph, to_python
+from gradcert.graph import Graph, to_python
+from gradcert.ops import OPS
 
 __all__ = [
     "ALL_OPS",

@@ -37,7 +37,7 @@ from gradcert.adapters.base import (
     _number,
     _show,
 )
-from gradcert.graph import OPS, Op
+from gradcert.ops import OPS, Op
 
 __all__ = ["PROBE_STEPS", "GenericAdapter", "check_value_class", "method_of", "probe"]
 

@@ -58,7 +58,8 @@ from gradcert.adapters.protocol import (
     receive,
     send,
 )
-from gradcert.graph import OPS, Graph, Node
+from gradcert.graph import Graph, Node
+from gradcert.ops import OPS
 
 __all__ = ["RECURSION_LIMIT", "Host", "main"]
 

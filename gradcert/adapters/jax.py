@@ -2,8 +2,10 @@
 
 JAX differentiates functions: the adapter replays the graph on ``jnp``
 scalars inside ``jax.value_and_grad``, without ``jit``. It turns on
-``jax_enable_x64`` when it is created (a process-wide JAX setting).
-``relu`` is ``jax.nn.relu`` and ``sigmoid`` is ``jax.nn.sigmoid``.
+``jax_enable_x64`` when it is created (a process-wide JAX setting). An op
+with a function name (``log``, ``maximum``, ``erf``, ...) is the first of
+``jax.numpy``, ``jax.nn`` and ``jax.scipy.special`` to have it, so ``relu``
+is ``jax.nn.relu`` and ``sigmoid`` is ``jax.nn.sigmoid``.
 
 >>> from gradcert.graph import trace
 >>> from gradcert.adapters.base import run_graph
@@ -16,18 +18,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gradcert.adapters._replay import TEMPLATE
-from gradcert.adapters.base import ALL_OPS, Capabilities, FunctionalAdapter, TargetError
-from gradcert.graph import OPS
+from gradcert.adapters._replay import functions, prelude
+from gradcert.adapters.base import Capabilities, FunctionalAdapter, TargetError
 
 __all__ = ["JaxAdapter"]
 __doctest_requires__ = ("jax",)  # its doctests skip without it (conftest.py)
 
 _HEADER = '''import jax
+import jax.nn
 import jax.numpy as np
+import jax.scipy.special
 
 jax.config.update("jax_enable_x64", True)
-relu, sigmoid, value_and_grad = jax.nn.relu, jax.nn.sigmoid, jax.value_and_grad
+value_and_grad = jax.value_and_grad
+NAMESPACES = (np, jax.nn, jax.scipy.special)
 '''
 
 
@@ -44,21 +48,22 @@ class JaxAdapter(FunctionalAdapter):
         except ImportError as e:
             raise TargetError(f"jax: cannot import jax ({e}); install it with "
                               f"'pip install jax jaxlib'") from None
+        import jax.nn
+        import jax.scipy.special
+
         jax.config.update("jax_enable_x64", True)
         self.jax, self.jnp = jax, jnp
+        self._fns = functions(jnp, jax.nn, jax.scipy.special)
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(ALL_OPS, "float64", functional=True, notes={
+        return Capabilities(frozenset(self._fns), "float64", functional=True, notes={
             "relu'(0)": "0.0 (jax.nn.relu)",
             "backward": "functional: each run differentiates a fresh replay of the graph",
             "version": self.jax.__version__,
         })
 
     def fns(self) -> Mapping[str, Callable[..., Any]]:
-        jnp, nn = self.jnp, self.jax.nn
-        fns: dict[str, Callable[..., Any]] = {n: op.apply for n, op in OPS.items()}
-        fns.update(log=jnp.log, exp=jnp.exp, tanh=jnp.tanh, relu=nn.relu, sigmoid=nn.sigmoid)
-        return fns
+        return self._fns
 
     def value_and_grad(self, f: Callable[[Any], Any],
                        xs: Sequence[float]) -> tuple[float, Sequence[float]]:
@@ -69,4 +74,4 @@ class JaxAdapter(FunctionalAdapter):
         return value, list(grads)
 
     def reproducer_prelude(self) -> str:
-        return TEMPLATE.format(header=_HEADER)
+        return prelude(_HEADER)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gradcert.adapters.base import ALL_OPS, Adapter, Capabilities, TargetError
-from gradcert.graph import OPS
+from gradcert.ops import OPS
 
 __all__ = ["TorchAdapter"]
 __doctest_requires__ = ("torch",)  # its doctests skip without it (conftest.py)

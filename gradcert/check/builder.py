@@ -45,7 +45,7 @@ from gradcert.graph import Graph, Node
 try:  # the op table moves to gradcert.ops; read it wherever it lives
     from gradcert.ops import OPS  # type: ignore[import-not-found, unused-ignore]
 except ImportError:  # pragma: no cover - before the move
-    from gradcert.graph import OPS
+    from gradcert.ops import OPS
 
 __all__ = ["OPS", "Builder", "Ref", "Split", "is_node"]
 

@@ -100,7 +100,8 @@ from typing import Any
 
 import mpmath
 
-from gradcert.graph import OPS, DomainError, Graph, trace
+from gradcert.graph import DomainError, Graph, trace
+from gradcert.ops import OPS
 from gradcert.oracle.rounding import certain as _certain
 from gradcert.oracle.rounding import round_to
 

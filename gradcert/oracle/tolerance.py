@@ -6,15 +6,16 @@ of how far a correct float64 (or float32) engine can drift:
 
 - a first-order *running error bound*: every op result, every local
   derivative, every product and every sum of the backward pass may carry a
-  few roundings (:data:`VALUE_ROUNDINGS`, :data:`DERIVATIVE_ROUNDINGS`), and
-  their effects are propagated with absolute values, forward for the value
-  and backward for the gradients, through each op by its largest slope over
-  its operands' error intervals (so an operand known to a relative error
-  near 1 is bounded, not extrapolated). A local derivative's error bound is the
-  larger of two valid ways to compute it: from the operands (tanh' =
-  sech^2 x) or from the op's rounded output (tanh' = 1 - t^2, sigmoid' =
-  s(1 - s), exp' = out, pow' = c*out/x, div' = -out/y), each fed with its
-  inputs' error bounds;
+  few roundings (each op row's ``float_roundings``), and their effects are
+  propagated with absolute values, forward for the value and backward for
+  the gradients, through each op by its largest slope over its operands'
+  error intervals (so an operand known to a relative error near 1 is
+  bounded, not extrapolated). A local derivative's error bound is the larger
+  of two valid ways to compute it: from the operands (tanh' = sech^2 x, the
+  row's ``variation``) or from the op's rounded output (tanh' = 1 - t^2,
+  sigmoid' = s(1 - s), exp' = out, pow' = c*out/x, div' = -out/y: the row's
+  ``output_form`` and ``output_error``), each fed with its inputs' error
+  bounds;
 - *Monte Carlo arithmetic*: :data:`MCA_RUNS` float evaluations of value and
   gradients where every one of those results is moved by a random relative
   error of up to two unit roundoffs, alternating the two derivative forms;
@@ -31,19 +32,18 @@ from __future__ import annotations
 import math
 import random
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gradcert.graph import OPS, DomainError, Graph, node_operands
+from gradcert.graph import DomainError, Graph, canonical, node_operands
+from gradcert.ops import OPS, Op
 from gradcert.oracle.metrics import ulp_distance
 
 __all__ = [
-    "DERIVATIVE_ROUNDINGS",
     "MCA_RUNS",
     "SAFETY",
     "UNIT_ROUNDOFF",
-    "VALUE_ROUNDINGS",
     "Tolerance",
     "Violation",
     "tolerance",
@@ -57,30 +57,11 @@ UNDERFLOW = {"float64": 2.0**-1074, "float32": 2.0**-149}
 
 _TINY = {"float64": 2.0**-1022, "float32": 2.0**-126}  # the smallest normal number
 
-# Ops whose result below the normal range is exact: sums, and neg and relu, which copy.
-_ADDITIVE = frozenset({"add", "sub", "addc", "raddc", "subc", "rsubc", "neg", "relu"})
-
 SAFETY = 8.0
 """The factor between the model's estimate and the bound an engine is held to."""
 
 MCA_RUNS = 4
 """Monte Carlo runs per graph (half with derivatives in output form)."""
-
-VALUE_ROUNDINGS = {
-    # +, -, * are correctly rounded; / may be a * (1/b); libm exp, log, pow and
-    # tanh are within 1 ulp (2 roundings); sigmoid as 1 / (1 + exp(-x)) has 4.
-    "add": 1, "sub": 1, "mul": 1, "addc": 1, "raddc": 1, "subc": 1, "rsubc": 1,
-    "mulc": 1, "rmulc": 1, "neg": 0, "relu": 0, "div": 2, "divc": 2, "rdivc": 2,
-    "powc": 4, "log": 2, "exp": 2, "tanh": 4, "sigmoid": 4,
-}
-"""Roundings (in unit roundoffs, relative to the result) a correct op's value may carry."""
-
-DERIVATIVE_ROUNDINGS = {
-    "add": 0, "sub": 0, "mul": 0, "addc": 0, "raddc": 0, "subc": 0, "rsubc": 0,
-    "mulc": 0, "rmulc": 0, "neg": 0, "relu": 0, "div": 2, "divc": 1, "rdivc": 2,
-    "powc": 4, "log": 1, "exp": 2, "tanh": 5, "sigmoid": 5,
-}
-"""Roundings a correct op's local derivatives may carry, besides their inputs' errors."""
 
 CHAIN_ROUNDINGS = 2
 """Roundings per backward term ``grad * local derivative`` (a product, and slack)."""
@@ -202,26 +183,13 @@ def _f64(exact: Any, name: str, fallback: Any) -> float:
 
 
 # ---------------------------------------------------------------------------
-# Error bounds of local derivatives. Each function takes the operands, the
-# constant (for ops that have one), the op's float value, the operands' and
-# the value's forward error bounds, and u; it returns, per operand, a bound on
-# how far the errors of its inputs move the local derivative as a correct
-# engine may compute it (from its operands or from its rounded output): the
-# derivative's own slope at its largest over the inputs' error intervals (a
-# mean-value bound, so a relative error near or beyond 1 is bounded too; inf
-# where an interval reaches a pole). The derivative's own roundings
-# (DERIVATIVE_ROUNDINGS) come on top.
-
-
-def _apow(x: float, e: float) -> float:
-    """|x| ** e, with 0 ** negative = inf and overflow = inf."""
-    x = abs(x)
-    if x == 0.0:
-        return math.inf if e < 0 else (1.0 if e == 0 else 0.0)
-    try:
-        return x**e
-    except OverflowError:
-        return math.inf
+# Error bounds of local derivatives, from the op rows: how far the errors of an
+# op's inputs move its local derivative as a correct engine may compute it,
+# from the operands (the row's ``variation``: the derivative's own slope at its
+# largest over the inputs' error intervals, a mean-value bound, so a relative
+# error near or beyond 1 is bounded too; inf where an interval reaches a pole)
+# or from the rounded output (``output_error``). The derivative's own
+# roundings (``float_roundings``) come on top.
 
 
 def _times(f: float, k: float) -> float:
@@ -229,171 +197,20 @@ def _times(f: float, k: float) -> float:
     return f * k if f else 0.0
 
 
-def _near(x: float, f: float) -> float:
-    """The smallest |x + d| for |d| <= f: 0 when the interval reaches 0."""
-    return max(abs(x) - f, 0.0)
+def _uncertain(op: Op, xs: Sequence[float], fx: Sequence[float]) -> bool:
+    """Whether a kink's branch may differ between the inputs and the exact ones."""
+    spread = sum(fx[:op.arity])
+    return bool(spread > 0.0 and abs(op.switch(*xs[:op.arity])) <= spread)  # type: ignore[misc]
 
 
-def _far(x: float, f: float) -> float:
-    """The largest |x + d| for |d| <= f."""
-    return abs(x) + f
-
-
-def _inv(x: float) -> float:
-    """1 / x for x >= 0, inf for 0."""
-    return 1.0 / x if x > 0.0 else math.inf
-
-
-def _sech2(z: float) -> float:
-    """sech(z)**2 for z >= 0, without overflow: tanh' there."""
-    e = math.exp(-2.0 * z)
-    return 4.0 * e / ((1.0 + e) * (1.0 + e))
-
-
-def _sigmoid_prime(z: float) -> float:
-    """s(z) * (1 - s(z)) for z >= 0, without overflow."""
-    e = math.exp(-z)
-    return e / ((1.0 + e) * (1.0 + e))
-
-
-def _expm1(f: float) -> float:
-    try:
-        return math.expm1(f)
-    except OverflowError:
-        return math.inf
-
-
-def _d_mul(xs: Sequence[float], c: Any, out: float, fx: Sequence[float],
-           fo: float, u: float) -> tuple[float, ...]:
-    return (fx[1], fx[0])
-
-
-def _d_div(xs: Sequence[float], c: Any, out: float, fx: Sequence[float],
-           fo: float, u: float) -> tuple[float, ...]:
-    x, y = xs
-    ny = _inv(_near(y, fx[1]))  # 1 / the smallest |y| in its interval
-    table1 = _times(fx[0], ny * ny) + _times(fx[1], 2.0 * _far(x, fx[0]) * ny * ny * ny)
-    output1 = _times(fo, ny) + _times(fx[1], _far(out, fo) * ny * _inv(abs(y)))
-    return (_times(fx[1], ny * ny), max(table1, output1))
-
-
-def _d_divc(xs: Sequence[float], c: Any, out: float, fx: Sequence[float],
-            fo: float, u: float) -> tuple[float, ...]:
-    return (0.0,)
-
-
-def _d_rdivc(xs: Sequence[float], c: Any, out: float, fx: Sequence[float],
-             fo: float, u: float) -> tuple[float, ...]:
-    (x,) = xs
-    nx = _inv(_near(x, fx[0]))
-    table = _times(fx[0], 2.0 * abs(c) * nx * nx * nx)
-    output = _times(fo, nx) + _times(fx[0], _far(out, fo) * nx * _inv(abs(x)))
-    return (max(table, output),)
-
-
-def _pow_slope(x: float, f: float, e: float) -> float:
-    """The largest |x + d| ** e for |d| <= f."""
-    return _apow(_far(x, f), e) if e >= 0 else _apow(_near(x, f), e)
-
-
-def _d_powc(xs: Sequence[float], c: Any, out: float, fx: Sequence[float],
-            fo: float, u: float) -> tuple[float, ...]:
-    (x,) = xs
-    if c == 0:
-        return (0.0,)
-    table = _times(fx[0], abs(c * (c - 1)) * _pow_slope(x, fx[0], c - 2)) if c != 1 else 0.0
-    if x != 0:
-        nx = _inv(_near(x, fx[0]))
-        output = _times(fo, abs(c) * nx) + _times(fx[0], abs(c) * _far(out, fo) * nx
-                                                  * _inv(abs(x)))
-    else:
-        output = 0.0
-    return (max(table, output),)
-
-
-def _d_log(xs: Sequence[float], c: Any, out: float, fx: Sequence[float],
-           fo: float, u: float) -> tuple[float, ...]:
-    (x,) = xs
-    return (_times(fx[0], _inv(_near(x, fx[0])) * _inv(abs(x))),)
-
-
-def _d_exp(xs: Sequence[float], c: Any, out: float, fx: Sequence[float],
-           fo: float, u: float) -> tuple[float, ...]:
-    return (max(_times(_expm1(fx[0]), abs(out)), fo),)
-
-
-def _d_relu(xs: Sequence[float], c: Any, out: float, fx: Sequence[float],
-            fo: float, u: float) -> tuple[float, ...]:
-    (x,) = xs
-    # the derivative jumps by 1 where the input's sign is not certain
-    return (1.0 if fx[0] > 0.0 and abs(x) <= fx[0] else 0.0,)
-
-
-def _d_tanh(xs: Sequence[float], c: Any, out: float, fx: Sequence[float],
-            fo: float, u: float) -> tuple[float, ...]:
-    t = out
-    # |(sech^2)'| = 2 |tanh| sech^2: |tanh| grows with |x| and sech^2 shrinks
-    x, f = xs[0], fx[0]
-    table = _times(f, 2.0 * math.tanh(_far(x, f)) * _sech2(_near(x, f)))
-    output = 2.0 * abs(t) * fo + fo * fo + u * t * t  # 1 - t*t from the rounded t
-    return (max(table, output),)
-
-
-def _d_sigmoid(xs: Sequence[float], c: Any, out: float, fx: Sequence[float],
-               fo: float, u: float) -> tuple[float, ...]:
-    s = out
-    # |(s(1 - s))'| = s(1 - s) |1 - 2s|, and |1 - 2s| = tanh(|x| / 2) grows with |x|
-    x, f = xs[0], fx[0]
-    table = _times(f, _sigmoid_prime(_near(x, f)) * math.tanh(_far(x, f) / 2.0))
-    output = abs(1.0 - 2.0 * s) * fo + fo * fo  # s * (1 - s) from the rounded s
-    return (max(table, output),)
-
-
-def _slopes(op: str, xs: Sequence[float], c: Any, out: float,
-            fx: Sequence[float], parts: Sequence[float]) -> tuple[float, ...]:
-    """Per operand, the largest |partial| over the operands' error intervals,
-    by which an operand's error moves the op's value (mean value theorem)."""
-    x = xs[0]
-    if op == "div":
-        ny = _inv(_near(xs[1], fx[1]))
-        return (ny, _far(x, fx[0]) * ny * ny)
-    if op == "rdivc":
-        nx = _inv(_near(x, fx[0]))
-        return (abs(c) * nx * nx,)
-    if op == "powc":
-        return (abs(c) * _pow_slope(x, fx[0], c - 1) if c else 0.0,)
-    if op == "log":
-        return (_inv(_near(x, fx[0])),)
-    if op == "exp":
-        return (abs(out) * math.exp(min(fx[0], 709.0)) if fx[0] < 709.0 else math.inf,)
-    if op == "tanh":
-        return (_sech2(_near(x, fx[0])),)
-    if op == "sigmoid":
-        return (_sigmoid_prime(_near(x, fx[0])),)
-    return tuple(abs(p) for p in parts)
-
-
-def _d_exact(xs: Sequence[float], c: Any, out: float, fx: Sequence[float],
-             fo: float, u: float) -> tuple[float, ...]:
-    return (0.0,) * len(xs)  # +-1 and constants: no error
-
-
-_DERIVATIVE_ERROR: dict[str, Callable[..., tuple[float, ...]]] = {
-    name: _d_exact for name in OPS
-}
-_DERIVATIVE_ERROR.update(mul=_d_mul, div=_d_div, divc=_d_divc, rdivc=_d_rdivc,
-                         powc=_d_powc, log=_d_log, exp=_d_exp, relu=_d_relu,
-                         tanh=_d_tanh, sigmoid=_d_sigmoid)
-
-# Local derivatives computed from the op's output, as PyTorch and JAX do.
-_OUTPUT_FORM: dict[str, Callable[..., tuple[float, ...] | None]] = {
-    "div": lambda x, y, out: (1.0 / y, -out / y),
-    "rdivc": lambda x, c, out: (-out / x,),
-    "powc": lambda x, c, out: (c * out / x,) if x != 0.0 else None,
-    "exp": lambda x, out: (out,),
-    "tanh": lambda x, out: (1.0 - out * out,),
-    "sigmoid": lambda x, out: (out * (1.0 - out),),
-}
+def _variation(op: Op, xs: Sequence[float], c: Any, out: float, fx: Sequence[float],
+               ps: Sequence[float]) -> tuple[float, ...]:
+    """Per local derivative, how far it moves over its inputs' error intervals."""
+    if op.kind == "kink":
+        return (op.jump if _uncertain(op, xs, fx) else 0.0,) * op.arity
+    if not any(fx):
+        return (0.0,) * op.arity
+    return op.variation(math, xs[:op.arity], fx, c, out, ps)
 
 
 # ---------------------------------------------------------------------------
@@ -424,47 +241,11 @@ def _to_dtype_error(x: float, dtype: str, u: float) -> float:
     return u * abs(x) + UNDERFLOW[dtype]
 
 
-def _const_effect(op: str, x: float, c: float, out: float) -> tuple[float, float]:
-    """|d value / d c| and |d local derivative / d c|, for an op with a constant."""
-    if op in ("addc", "raddc", "subc", "rsubc"):
-        return 1.0, 0.0
-    if op in ("mulc", "rmulc"):
-        return abs(x), 1.0
-    if op == "divc":
-        return abs(out / c), 1.0 / c / c
-    if op == "rdivc":
-        return 1.0 / abs(x), 1.0 / x / x
-    if x == 0.0:  # powc
-        return 0.0, 0.0
-    lx = math.log(abs(x))
-    return abs(out * lx), abs(_apow(x, c - 1) * (1.0 + c * lx))
-
-
-def _same(graph: Graph) -> list[int]:
-    """For each node, the first node that computes the same float in any engine.
-
-    Equal leaves, and the same op on the same operands (in either order when
-    it commutes) and constant, give the same float: so ``a - a`` is exactly 0,
-    also when each ``a`` is a separate node. (``a / a`` is not exactly 1 in an
-    engine that divides as ``a * (1/a)``.)
-    """
-    first: dict[tuple[Any, ...], int] = {}
-    same: list[int] = []
-    for i, node in enumerate(graph.nodes):
-        if node.op == "leaf":
-            key: tuple[Any, ...] = ("leaf", node.value, math.copysign(1.0, node.value))  # type: ignore[arg-type]
-        else:
-            args = [same[a] for a in node.args]
-            if OPS[node.op].commutative:
-                args.sort()
-            key = (node.op, *args, node.const)
-        same.append(first.setdefault(key, i))
-    return same
-
-
-def _identity(node: Any, same: list[int]) -> bool:
-    """``a - a``: exactly 0 in float arithmetic."""
-    return node.op == "sub" and same[node.args[0]] == same[node.args[1]]
+def _exact_copy(node: Any, same: list[int]) -> bool:
+    """``a - a`` and ``max(a, a)``: the same float in every engine, exactly.
+    (``a / a`` is not exactly 1 in an engine that divides as ``a * (1/a)``.)"""
+    return (OPS[node.op].same in ("zero", "first")
+            and same[node.args[0]] == same[node.args[-1]])
 
 
 def _linear(graph: Graph, u: float, dtype: str,
@@ -501,44 +282,47 @@ def _linear(graph: Graph, u: float, dtype: str,
         if reason:
             raise DomainError(i, node.op, xs, reason)
         try:
-            out = op.forward(math, *xs)
+            out, p = op.eval(math, *xs)
         except OverflowError:
-            out = math.inf
+            out, p = math.inf, (math.inf,) * op.arity
         vals[i] = out
-        try:
-            p = op.partials(math, *xs, out)
-        except (OverflowError, ZeroDivisionError):
-            p = (math.inf,) * op.arity
         parts[i] = p
         fx = [fwd[a] for a in node.args]
-        f = VALUE_ROUNDINGS[node.op] * u * abs(out)
-        if node.op not in _ADDITIVE:
-            f += VALUE_ROUNDINGS[node.op] * floor(out, xs, (*fx, 0.0))
-        if node.op == "relu":  # 1-Lipschitz; exactly 0 where the input is surely negative
-            f = fx[0] if xs[0] >= -fx[0] else 0.0
-        elif _identity(node, same):
+        rv, rd = op.rounding_counts(xs[0], exact=False)
+        f = rv * u * abs(out)
+        if not op.copies:
+            f += rv * floor(out, xs, (*fx, 0.0))
+        try:
+            var = _variation(op, xs, node.const, out, fx, p)
+        except (OverflowError, ZeroDivisionError):
+            var = (math.inf,) * op.arity
+        if _exact_copy(node, same):
             f = 0.0
+        elif op.kind == "kink" and _uncertain(op, xs, fx):
+            f += sum(fx)  # 1-Lipschitz on either side of the kink
         else:
-            slopes = _slopes(node.op, xs, node.const, out, fx, p) if any(fx) else ()
-            for sk, fk in zip(slopes, fx, strict=False):
+            # each operand's error moves the value by at most the largest |partial|
+            # over the error intervals: |partial here| + how far it moves
+            for pk, vk, fk in zip(p, var, fx, strict=True):
                 if fk:
-                    f += sk * fk
-            if node.op == "mul":  # bilinear: the one second-order term
-                f += _times(fx[0], fx[1])
+                    f += (abs(pk) + vk) * fk
         fc = _to_dtype_error(node.const, dtype, u) if node.const is not None else 0.0
         if fc:
-            cv, cd = _const_effect(node.op, xs[0], node.const, out)  # type: ignore[arg-type]
+            assert op.const_effect is not None  # every op with a constant has one
+            cv, cd = op.const_effect(xs[0], node.const, out)  # type: ignore[arg-type]
             f += _times(fc, cv)
         fwd[i] = f = _clean(f)
-        args = xs[:op.arity]
-        try:
-            d = _DERIVATIVE_ERROR[node.op](args, node.const, out, fx, f, u)
-            if fc:
-                d = (d[0] + _times(fc, cd),)
-        except (OverflowError, ZeroDivisionError):
-            d = (math.inf,) * op.arity
-        r = DERIVATIVE_ROUNDINGS[node.op]
-        derr[i] = tuple(dk + r * (u * abs(pk) + floor(pk, xs, (*fx, 0.0))) if r else dk
+        d = var
+        if op.output_form is not None and op.output_error is not None:
+            try:
+                d = tuple(max(a, b) for a, b in zip(
+                    d, op.output_error(math, xs[:op.arity], fx, node.const, out, f, u),
+                    strict=True))
+            except (OverflowError, ZeroDivisionError):
+                d = (math.inf,) * op.arity
+        if fc:
+            d = (d[0] + _times(fc, cd),)
+        derr[i] = tuple(dk + rd * (u * abs(pk) + floor(pk, xs, (*fx, 0.0))) if rd else dk
                         for dk, pk in zip(d, p, strict=True))
     adj = [0.0] * n  # float adjoints
     err = [0.0] * n  # bound on their error
@@ -598,20 +382,17 @@ def _run(graph: Graph, same: list[int], rng: random.Random | None, u: float,
         if op.domain(*xs):
             return None
         try:
-            out = op.forward(math, *xs)
-            if not _identity(node, same):
+            out, p = op.eval(math, *xs)
+            if not _exact_copy(node, same):
                 out = jiggle(out)
         except OverflowError:
-            out = math.inf
+            out, p = math.inf, (math.inf,) * op.arity
         except (ValueError, ZeroDivisionError):
             return None
         vals[i] = out
-        p = None
         try:
-            if output_form and node.op in _OUTPUT_FORM:
-                p = _OUTPUT_FORM[node.op](*xs, out)
-            if p is None:
-                p = op.partials(math, *xs, out)
+            if output_form and op.output_form is not None:
+                p = op.output_form(math, *xs, out) or p
         except (OverflowError, ZeroDivisionError):
             p = (math.inf,) * op.arity
         parts[i] = tuple(jiggle(float(q)) for q in p)
@@ -667,7 +448,7 @@ def tolerance(graph: Graph, exact: Any = None, dtype: str = "float64",
         raise TypeError(f"tolerance: expected a gradcert.graph.Graph, "
                         f"got {type(graph).__name__}")
     u = _check_dtype(dtype)
-    same = _same(graph)
+    same = canonical(graph)
     lin_v, lin_g = _linear(graph, u, dtype, same)
     if exact is not None:
         if getattr(exact, "graph", graph) != graph:

@@ -19,7 +19,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from gradcert.graph import OPS, DomainError, Graph, evaluate
+from gradcert.graph import DomainError, Graph, evaluate
+from gradcert.ops import OPS
 from gradcert.properties.runner import Check, Finding, extreme
 
 __all__ = ["Mismatch", "as_float32", "check_graph", "compare", "fmt", "graphs_for", "judged",

@@ -24,7 +24,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gradcert.graph import OPS, Graph
+from gradcert.graph import Graph
+from gradcert.ops import OPS, interpreter_source
 
 __all__ = ["build_source", "chain_body", "domain_body", "dtype_body", "host_prelude",
            "isolated_body", "kink_body", "oracle_body", "script", "second_backward_body",
@@ -51,20 +52,7 @@ def table(rows):
     return bad
 '''
 
-_INTERPRETER = '''
-OPS = {
-    "add": lambda a, b, c: a + b, "sub": lambda a, b, c: a - b,
-    "mul": lambda a, b, c: a * b, "div": lambda a, b, c: a / b,
-    "addc": lambda a, c: a + c, "raddc": lambda a, c: c + a,
-    "subc": lambda a, c: a - c, "rsubc": lambda a, c: c - a,
-    "mulc": lambda a, c: a * c, "rmulc": lambda a, c: c * a,
-    "divc": lambda a, c: a / c, "rdivc": lambda a, c: c / a,
-    "neg": lambda a, c: -a, "powc": lambda a, c: a ** c,
-    "log": lambda a, c: a.log(), "exp": lambda a, c: a.exp(),
-    "relu": lambda a, c: a.relu(), "tanh": lambda a, c: a.tanh(),
-    "sigmoid": lambda a, c: a.sigmoid(),
-}
-
+_INTERPRETER = interpreter_source() + '''
 
 def build(Value, leaves=None):
     if leaves is None:

@@ -9,8 +9,9 @@ rejecting the whole graph. Choices are drawn so that shrinking moves towards
 fewer nodes, chains on the most recent node, the first allowed op, and leaves
 such as ``1.0``.
 
-Relu is never applied to exactly ``0.0`` here: which derivative an engine
-picks at the kink is a convention, checked by its own property.
+No kink is ever taken exactly (relu or abs of ``0.0``, max or min of two
+equal values): which derivative an engine picks there is a convention,
+checked by its own property.
 
 >>> from hypothesis import find, settings
 >>> g = find(graphs(ops={"mul", "log"}), lambda g: "log" in g.ops_used(),
@@ -30,7 +31,8 @@ from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from gradcert.graph import OPS, Graph, GraphError, Node, evaluate, trace
+from gradcert.graph import Graph, GraphError, Node, evaluate, trace
+from gradcert.ops import OPS
 
 __all__ = ["KINDS", "add_chain", "chains", "edge_cases", "graphs", "in_domain", "leaves",
            "op_inputs", "random_dag", "sum_chain", "tame", "wide_sums"]
@@ -40,7 +42,7 @@ KINDS = ("realistic", "nasty", "mixed")
 
 _BIG = 1e150  # an op may not push a value past this, unless an operand already was
 _MAX_FLOAT = 1.7976931348623157e308
-_SENSITIVITY = 1e200  # bound on the sum over paths of |products of partials| from the leaves
+_SENSITIVITY = 1e200  # bound on the sum over paths of |products of partials| between nodes
 
 _REALISTIC_EDGES = (1.0, 0.0, 2.0, -1.0, 0.5, 3.0, -2.0, -0.5, 0.25, 1.5, -3.0, 0.1)
 _NASTY_EDGES = (
@@ -49,22 +51,7 @@ _NASTY_EDGES = (
     math.pi, -math.e, 1e16, 1e16 + 2, 2.0**53 + 1, 1e-16, 123456789.12345679,
 )
 _CONSTS = (2.0, 1.0, 0.5, -1.0, 3.0, -2.0, 0.0, 0.1, 1e-3, 1e3, 10.0, -0.5)
-_POW_CONSTS = (2.0, 3.0, 1.0, 0.0, -1.0, -2.0, -3.0, 4.0, 0.5, -0.5, 1.5, 1 / 3)
-
-# Inputs at the edges of each op, where engines break (op_inputs draws these often).
-_OP_EDGES: dict[str, tuple[float, ...]] = {
-    "tanh": (20.0, -20.0, 35.0, -35.0, 400.0, -400.0, 19.0, 1e-8, -1e-8, 710.0, 1e300),
-    "sigmoid": (35.0, -35.0, 20.0, -20.0, 400.0, -400.0, 36.8, -745.0, 1e-8, 710.0, -1e300),
-    "exp": (700.0, 709.0, 709.78, -700.0, -745.0, -708.4, 1e-10, -1e-10, 88.7, -88.7, 20.0),
-    "log": (1e-300, 2.2250738585072014e-308, 1e-10, 1 + 2**-52, 1 - 2**-53, 1e300,
-            1.7976931348623157e308, math.e, 0.5, 1e-16),
-    "powc": (-2.0, -0.5, -1.0, -3.0, -10.0, 0.0, 1e-100, 1e50, -1e50, 1 + 2**-52),
-    "relu": (1e-300, -1e-300, 5e-324, -5e-324, 1e300, -1e300),
-    "div": (1e-100, -1e-100, 1e100, -1e100, 3.0, 1 / 3),
-    "rdivc": (1e-100, -1e-100, 1e100, 3.0, -1.0),
-    "divc": (1e-300, 1e300, -1e300, 1 / 3),
-    "mul": (1e150, -1e150, 1e-150, 1e-300, 0.0, -0.0),
-}
+# Op facts (edge inputs, constants, how to chain an op) live on the op's row.
 # What the sweep (edge_cases) adds: inputs every op meets at its first few uses, the other
 # operand of a binary op at an edge, the pairs of operands whose derivatives reach the
 # float64 extremes, and the constants of constant ops.
@@ -139,14 +126,23 @@ def leaves(kind: str = "realistic") -> SearchStrategy[float]:
 _leaves_of_kind = leaves  # graphs() has an argument of the same name
 
 _GENERAL_CONSTS = st.one_of(st.sampled_from(_CONSTS), st.floats(-10.0, 10.0))
-_CONST_STRATEGIES: dict[str, SearchStrategy[float]] = {
-    "powc": st.sampled_from(_POW_CONSTS),
-    "divc": _GENERAL_CONSTS.filter(lambda c: c != 0),  # never a zero divisor
-}
 
 
 def _constants(op: str) -> SearchStrategy[float]:
-    return _CONST_STRATEGIES.get(op, _GENERAL_CONSTS)
+    """The row's constants, or the general ones; never one outside the op's domain at a
+    tame operand (a zero divisor)."""
+    got = _CONSTANTS.get(op)
+    if got is None:
+        row = OPS[op]
+        tame = (1.0,) * row.arity
+        got = _GENERAL_CONSTS if row.consts is None else st.sampled_from(row.consts)
+        if any(row.domain(*tame, c) for c in row.consts or _CONSTS):
+            got = got.filter(lambda c: row.domain(*tame, c) is None)
+        _CONSTANTS[op] = got
+    return got
+
+
+_CONSTANTS: dict[str, SearchStrategy[float]] = {}
 
 
 # ---------------------------------------------------------------------------
@@ -159,17 +155,22 @@ def _node_value(op: str, xs: Sequence[float], const: float | None, sens: Sequenc
     """The node's float64 value and sensitivity, or None if it must not be made.
 
     ``sens`` holds each operand's sensitivity: an upper bound on the absolute
-    derivative of that operand with respect to any leaf. The node's is the sum
-    of |partial| times the operand's, so bounding it keeps every gradient of
-    the graph finite.
+    derivative of that operand with respect to any earlier node, leaves
+    included. The node's is the sum of |partial| times the operand's, and at
+    least 1 (its derivative with respect to itself); so it bounds every sum
+    over paths of |products of partials| that ends at the node, and bounding
+    it keeps every gradient finite, and every adjoint and every term of a
+    float64 reverse sweep too (``x / y`` with y = 1e-302 has a partial of
+    1e302 even when x is as tiny, and its adjoint would overflow).
     """
     row = OPS[op]
     operands: tuple[Any, ...] = (*xs, const) if row.has_const else tuple(xs)
-    if row.domain(*operands) is not None or (op == "relu" and xs[0] == 0):
+    if row.domain(*operands) is not None:
         return None
+    if row.switch is not None and row.switch(*xs) == 0:
+        return None  # exactly at a kink
     try:
-        v = row.forward(math, *operands)
-        partials = row.partials(math, *operands, v)
+        v, partials = row.eval(math, *operands)
     except (OverflowError, ZeroDivisionError, ValueError):
         return None
     if not math.isfinite(v):
@@ -181,7 +182,7 @@ def _node_value(op: str, xs: Sequence[float], const: float | None, sens: Sequenc
         s += abs(p) * si
     if not s <= sens_limit:  # also rejects nan and inf
         return None
-    return float(v), s
+    return float(v), max(s, 1.0)
 
 
 # ---------------------------------------------------------------------------
@@ -389,25 +390,22 @@ def graphs(ops: Iterable[str] | None = None, *, min_nodes: int = 1, max_nodes: i
 # ---------------------------------------------------------------------------
 # Chains and wide sums.
 
-_PARTNER = {"log": "exp", "exp": "log"}
-_SAFE_CHAIN = {"mul": (-1.0, None), "div": (-1.0, None), "mulc": (0.5, -1.0),
-               "rmulc": (0.5, -1.0), "divc": (0.5, -1.0), "powc": (2.0, 0.5),
-               "rdivc": (0.5, 2.0), "log": (2.0, None)}
-
-
 def _chain(op: str, length: int, x: float, c: float | None) -> Graph | None:
     row = OPS[op]
     nodes = [Node.leaf(x)]
     v, s = x, 1.0
+    first = 0 if row.kind == "kink" and row.arity == 2 else 1  # max(x, x) would be a kink
     for k in range(length):
-        name = _PARTNER[op] if op in _PARTNER and k % 2 else op
+        name = row.partner if row.partner and k % 2 == first else op
+        step = OPS[name]
         prev = len(nodes) - 1
-        if row.arity == 2:
+        const = c if row.has_const and name == op else step.tame_const
+        if step.arity == 2:
             r = _node_value(name, (v, x), None, (s, 1.0), bounded=False)
             node = Node(name, (prev, 0))
         else:
-            r = _node_value(name, (v,), c, (s,), bounded=False)
-            node = Node(name, (prev,), c if row.has_const else None)
+            r = _node_value(name, (v,), const, (s,), bounded=False)
+            node = Node(name, (prev,), const)
         if r is None:
             return None
         v, s = r
@@ -415,26 +413,37 @@ def _chain(op: str, length: int, x: float, c: float | None) -> Graph | None:
     return Graph(tuple(nodes))
 
 
+def _chain_leaf(row: Any, kind: str, length: int) -> SearchStrategy[float]:
+    span = min(2.0, 300 / length) / math.log(10)
+    near_one = _signed_powers(-span, span)  # x ** length stays in range
+    draw = {"near_one": near_one, "positive_near_one": near_one.map(abs)}.get(row.chain_leaf)
+    if draw is not None:
+        return draw
+    draw = leaves(kind)
+    if row.chain_leaf == "positive":
+        return draw.map(abs)  # log's domain; relu of a negative is 0 for ever after
+    if row.chain_leaf == "negative":
+        return draw.map(lambda t: -abs(t))
+    return draw
+
+
 @st.composite
 def _chains(draw: Any, op: str, length: int, kind: str) -> Graph:
     row = OPS[op]
-    near_one = _signed_powers(-min(2.0, 300 / length) / math.log(10),
-                              min(2.0, 300 / length) / math.log(10))
+    x = draw(_chain_leaf(row, kind, length))
     c: float | None = None
-    x = draw(near_one if op in ("mul", "div") else leaves(kind))  # x ** length stays in range
-    if op in ("log", "relu", "powc"):
-        x = abs(x)  # log's domain; relu of a negative is 0 for ever after; x ** 0.5
-    if op in ("mulc", "rmulc", "divc", "rdivc"):
-        c = draw(near_one)
-    elif op == "powc":
-        c = draw(st.sampled_from((1.0, -1.0, 0.5, -0.5, 1 / 3) if length > 4 else _POW_CONSTS))
+    if row.chain_consts == "near_one":
+        span = min(2.0, 300 / length) / math.log(10)
+        c = draw(_signed_powers(-span, span))
+    elif isinstance(row.chain_consts, tuple) and length > 4:
+        c = draw(st.sampled_from(row.chain_consts))  # constants the op can repeat for long
     elif row.has_const:
         c = draw(_constants(op))
     _STATS["chains"] += 1
     g = _chain(op, length, x, c)
     if g is None:
         _STATS["chains_fallback"] += 1
-        x, c = _SAFE_CHAIN.get(op, (0.5, 1.0 if row.has_const else None))
+        x, c = row.safe_chain
         g = _chain(op, length, x, c if row.has_const else None)
     if g is None:  # pragma: no cover - every op's safe chain is tested at length 10**4
         raise RuntimeError(f"chains: no chain of {op} of length {length} stays in range")
@@ -445,8 +454,9 @@ def chains(op: str, length: int, *, kind: str = "realistic") -> SearchStrategy[G
     """Deep chains: one leaf ``x`` and ``length`` nodes, each applying ``op`` to the last.
 
     Binary ops take the leaf as their second operand (``((x * x) * x) * x``,
-    fan-out of the leaf at every level). ``log`` and ``exp`` alternate with
-    each other (``exp(log(exp(x)))``), as neither can be iterated for long.
+    fan-out of the leaf at every level). An op that cannot be iterated for
+    long alternates with its row's partner (``exp(log(exp(x)))``); a binary
+    kink starts with it (``max(-x, x)``), since ``max(x, x)`` is a tie.
     Leaves and constants are chosen so every node stays in range (e.g. ``x``
     near 1 for ``mul``); shrinks towards leaf ``1.0`` and the simplest constant.
 
@@ -591,7 +601,7 @@ _SAFE_OPERAND = st.floats(0.25, 4.0)  # in the domain of every op with every con
 @st.composite
 def _op_inputs(draw: Any, op: str, kind: str) -> OpInputs:
     row = OPS[op]
-    edges = _OP_EDGES.get(op)
+    edges = row.edges
     const = draw(_constants(op)) if row.has_const else None
     xs = []
     for _ in range(row.arity):
@@ -617,8 +627,8 @@ def op_inputs(op: str, kind: str = "mixed") -> SearchStrategy[OpInputs]:
     derivatives are finite in float64. Edge-heavy: tanh and sigmoid at 20, 35,
     400; exp up to 709.78; log near 0 and near the largest float; powc of
     negative bases with integer exponents; tiny divisors. Inputs that would
-    leave the domain are replaced by tame ones in [0.25, 4]; relu is never
-    drawn at its kink 0. Shrinks towards ``1.0`` and the simplest constant.
+    leave the domain are replaced by tame ones in [0.25, 4]; no kink is drawn
+    exactly (relu of 0). Shrinks towards ``1.0`` and the simplest constant.
 
     >>> from hypothesis import find, settings
     >>> find(op_inputs("log"), lambda t: t[0][0] > 1e200,
@@ -649,12 +659,10 @@ def edge_cases(op: str) -> list[OpInputs]:
     if op not in OPS:
         raise ValueError(f"edge_cases: unknown op {op!r} (known: {', '.join(OPS)})")
     row = OPS[op]
-    xs = _OP_EDGES.get(op, ()) + tuple(x for x in _SWEEP_COMMON if x not in _OP_EDGES.get(op, ()))
+    xs = row.edges + tuple(x for x in _SWEEP_COMMON if x not in row.edges)
     consts: tuple[float | None, ...] = (None,)
-    if op == "powc":
-        consts = _POW_CONSTS
-    elif row.has_const:
-        consts = _SWEEP_CONSTS
+    if row.has_const:  # the row's own constants (every pow constant), else a spread
+        consts = row.consts if row.consts is not None else _SWEEP_CONSTS
     operands: list[tuple[float, ...]]
     if row.arity == 1:
         operands = [(x,) for x in xs]

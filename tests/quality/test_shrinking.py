@@ -11,7 +11,8 @@ import hypothesis
 import pytest
 from hypothesis import settings
 
-from gradcert.graph import OPS, Graph, evaluate, node_operands, to_python
+from gradcert.graph import Graph, evaluate, node_operands, to_python
+from gradcert.ops import OPS
 from gradcert.properties.determinism import source_constants_off
 from gradcert.properties.strategies import graphs
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gradcert.graph import OPS
+from gradcert.ops import OPS
 from gradcert.properties import strategies as gs
 from gradcert.properties.assertions import check_graph, fmt
 from gradcert.properties.engine import op_graph

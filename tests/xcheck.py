@@ -1,0 +1,133 @@
+"""An independent reference for the oracle: values and gradients in mpmath at
+thousands of bits, by its own reverse mode over the textbook derivatives of
+mp_ops (not the op table), and its own float64 rounding (Python's correctly
+rounded ``float(Fraction)``, not the oracle's).
+
+A result is taken as the reference's only where two runs, at P and 2P bits,
+round every value and leaf gradient to the same float64 (Herbie's ground
+truth: a heuristic, but one that shares no code and no error analysis with
+the oracle). P starts at 3000 bits and doubles up to 24000.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import mpmath
+from mp_ops import mp_in_domain, mp_op, mp_partials
+
+from gradcert.graph import Graph
+
+START_BITS = 3000
+MAX_BITS = 24000
+
+
+def to_float(x) -> float:
+    """x (an mpf) correctly rounded to float64, ties to even, through Fraction."""
+    sign, man, exp, bc = x._mpf_
+    if not man:
+        if exp:  # inf or nan
+            raise ValueError(f"not a finite number: {x}")
+        return -0.0 if sign else 0.0
+    top = exp + bc  # 2**(top - 1) <= |x| < 2**top
+    if top > 1030:
+        return -math.inf if sign else math.inf
+    if top < -1080:
+        return -0.0 if sign else 0.0
+    q = Fraction(man) * (Fraction(2) ** exp)
+    try:
+        f = float(q)
+    except OverflowError:
+        f = math.inf
+    return -f if sign else f
+
+
+class OutOfDomain(Exception):
+    def __init__(self, node: int) -> None:
+        super().__init__(node)
+        self.node = node
+
+
+@dataclass
+class Run:
+    values: list  # mpf per node
+    grads: list  # mpf per leaf
+
+
+def run(graph: Graph, bits: int) -> Run:
+    """Forward and reverse mode at ``bits`` bits; OutOfDomain naming the first node
+    whose operands leave its op's domain."""
+    ctx = mpmath.MPContext()
+    ctx.prec = bits
+    vals: list = []
+    parts: list = []
+    for i, n in enumerate(graph.nodes):
+        if n.op == "leaf":
+            vals.append(ctx.mpf(n.value))
+            parts.append(())
+            continue
+        c = None if n.const is None else ctx.mpf(n.const)
+        xs = [vals[a] for a in n.args]
+        if not mp_in_domain(n.op, xs, c):
+            raise OutOfDomain(i)
+        vals.append(mp_op(ctx, n.op, c)(*xs))
+        parts.append(mp_partials(ctx, n.op, c)(*xs))
+    adj = [ctx.mpf(0)] * len(vals)
+    adj[-1] = ctx.mpf(1)
+    for i in range(len(vals) - 1, -1, -1):
+        if adj[i]:
+            for a, p in zip(graph.nodes[i].args, parts[i], strict=True):
+                adj[a] += adj[i] * p
+    return Run(vals, [adj[i] for i in graph.leaves])
+
+
+@dataclass
+class Reference:
+    """The reference's answer: float64 values and gradients, or the node whose
+    operands are out of domain, or neither when the precisions never agreed."""
+
+    values_f64: tuple | None = None
+    grad_f64: tuple | None = None
+    domain_node: int | None = None
+    bits: int = 0
+    decided: bool = True
+
+
+def _rounded(r: Run) -> tuple[tuple, tuple]:
+    return tuple(map(to_float, r.values)), tuple(map(to_float, r.grads))
+
+
+def reference(graph: Graph, start: int = START_BITS, top: int = MAX_BITS) -> Reference:
+    """The float64 values and gradients of ``graph`` once two precisions agree."""
+    bits = start
+    prev = None
+    while bits <= top:
+        try:
+            got: tuple | int = _rounded(run(graph, bits))
+        except OutOfDomain as e:
+            got = e.node
+        if prev is not None and got == prev:
+            if isinstance(got, int):
+                return Reference(domain_node=got, bits=bits)
+            return Reference(got[0], got[1], bits=bits)
+        prev = got
+        bits *= 2
+    return Reference(decided=False, bits=bits // 2)
+
+
+def disagreement(graph: Graph, ex, ref: Reference) -> str | None:
+    """Why a certified oracle result ``ex`` is wrong by the reference (None if it
+    agrees, or if the reference could not decide)."""
+    if not ref.decided:
+        return None
+    if ref.domain_node is not None:
+        return f"the reference leaves the domain at node {ref.domain_node}; the oracle certified"
+    for i, (a, b) in enumerate(zip(ex.values_f64, ref.values_f64, strict=True)):
+        if a != b:
+            return f"node {i}: oracle {a!r}, reference {b!r}"
+    for k, (a, b) in enumerate(zip(ex.grad_f64, ref.grad_f64, strict=True)):
+        if a != b:
+            return f"gradient of leaf {k}: oracle {a!r}, reference {b!r}"
+    return None
