@@ -15,6 +15,8 @@ import pytest
 from gradcert.engine import Value
 from gradcert.engine import value as value_module
 
+pytestmark = pytest.mark.e2e  # the benchmarks' commands, run
+
 _PATH = Path(__file__).resolve().parents[1] / "bench" / "bench_engine.py"
 
 

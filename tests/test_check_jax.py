@@ -15,6 +15,8 @@ from user_functions import jax_fns  # noqa: E402
 from gradcert.check import CheckError, Untraceable, check_grads  # noqa: E402
 from gradcert.check.builder import OPS  # noqa: E402
 
+pytestmark = pytest.mark.slow  # JAX compiles every traced function
+
 jax.config.update("jax_enable_x64", True)
 
 

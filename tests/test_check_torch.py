@@ -21,6 +21,8 @@ from gradcert.check import (  # noqa: E402
 )
 from gradcert.check.builder import OPS  # noqa: E402
 
+pytestmark = pytest.mark.slow  # check_grads over PyTorch's ops and the catalogue
+
 
 def _x(*shape, seed=0, low=-2.0, high=2.0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)

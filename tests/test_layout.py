@@ -111,6 +111,7 @@ with open(os.environ["PIDS_FILE"], "a") as f:
 """
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("jobs", ["0", "2"])
 def test_certify_never_imports_the_target_in_the_judge(tmp_path, jobs):
     import json

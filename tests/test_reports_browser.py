@@ -21,6 +21,8 @@ from report_data import synthetic
 from gradcert.reports import compare, to_html
 from gradcert.results import Results
 
+pytestmark = pytest.mark.e2e  # headless Chromium
+
 DATA = Path(__file__).parent / "data"
 WIDTH = 1280
 
