@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from gradcert.graph import OPS, DomainError, Graph, evaluate
+from gradcert.oracle.tolerance import Refused
 from gradcert.properties.runner import Check, Finding, extreme
 
 __all__ = ["Mismatch", "as_float32", "check_graph", "compare", "fmt", "graphs_for", "judged",
-           "oracle", "reverse_mode"]
+           "oracle", "refused", "reverse_mode"]
 
 
 def fmt(x: Any) -> str:
@@ -107,10 +108,24 @@ def compare(check: Check, graph: Graph, value: Any, grads: Sequence[Any], ex: An
                              of_bound=_of_bound(a, exact, bound))
         worst_bits = max(worst_bits, bits_of_error(a, round_to(exact, dtype)))
     _target(worst_bits, label)
-    bad = [v for v in tol.check(_float(value), [_float(g) for g in grads], ex)
-           if what == "both" or v.what == what]
+    try:
+        found = tol.check(_float(value), [_float(g) for g in grads], ex)
+    except Refused as e:  # no bound, no verdict: counted and shown, never a pass
+        refused(check, graph, e)
+        from hypothesis import reject
+
+        reject()
+    bad = [v for v in found if what == "both" or v.what == what]
     if bad:
         raise Mismatch(graph, bad, ex, tol, value, grads, dtype)
+
+
+def refused(check: Check, graph: Graph, why: Exception) -> None:
+    """Count an example the tolerance model refused to judge (``oracle_refused`` in the
+    record's notes, with the first reason): the report shows it beside the verdict."""
+    notes = check.record.notes
+    notes["oracle_refused"] = notes.get("oracle_refused", 0) + 1
+    notes.setdefault("oracle_refused_example", f"{str(why)[:200]} on {graph.to_json()[:200]}")
 
 
 def _of_bound(actual: float, exact: Any, bound: float) -> float:
@@ -345,6 +360,9 @@ def _first_wrong_node(check: Check, graph: Graph) -> int | None:
             run = check.engine.run(sub)
         except EngineRaised:
             return k
-        if tol.check(_float(run.value), [_float(g) for g in run.grads], ex):
-            return k
+        try:
+            if tol.check(_float(run.value), [_float(g) for g in run.grads], ex):
+                return k
+        except Refused:
+            continue
     return None

@@ -90,7 +90,7 @@ def screen(engine: Any, ops: Any, dtype: str, seed: int = 0,
     the domain): for each, the property that shows it and the first wrong case in words.
     An op the engine hangs or crashes on is wrong too."""
     from gradcert.oracle import exact_graph
-    from gradcert.oracle.tolerance import tolerance
+    from gradcert.oracle.tolerance import Refused, tolerance
     from gradcert.properties.assertions import as_float32, fmt
 
     bad: dict[str, dict[str, str]] = {}
@@ -130,7 +130,10 @@ def screen(engine: Any, ops: Any, dtype: str, seed: int = 0,
                 said = str(getattr(e.error, "message", e)).removeprefix("the engine ")
                 bad[op] = {"property": prop, "text": f"{at}: {said[:120]}"}
                 break
-            v = tol.check(_f(run.value), [_f(x) for x in run.grads], ex)
+            try:
+                v = tol.check(_f(run.value), [_f(x) for x in run.grads], ex)
+            except Refused:
+                continue  # no bound here: this edge cannot show the op wrong
             if v:
                 w = v[0]
                 bad[op] = {"property": "ops.values" if w.what == "value" else "ops.gradients",
@@ -184,7 +187,7 @@ def blame(check: Any, graph: Any) -> dict[str, str] | None:
     every op is right alone (the finding is the property's own)."""
     from gradcert.graph import evaluate
     from gradcert.oracle import exact_graph
-    from gradcert.oracle.tolerance import tolerance
+    from gradcert.oracle.tolerance import Refused, tolerance
     from gradcert.properties.assertions import fmt
 
     try:
@@ -218,7 +221,10 @@ def blame(check: Any, graph: Any) -> dict[str, str] | None:
             return _cause(n.op, "ops.values", f"{at} alone: the engine {said[:160]}")
         except (EngineTimeout, EngineCrashed):
             return None
-        v = tol.check(_f(run.value), [_f(x) for x in run.grads], ex)
+        try:
+            v = tol.check(_f(run.value), [_f(x) for x in run.grads], ex)
+        except Refused:
+            continue
         if v:
             w = v[0]
             prop = "ops.values" if w.what == "value" else "ops.gradients"

@@ -157,6 +157,8 @@ def note(p: PropertyResult) -> str:
     >>> note(PropertyResult("ops.values", "ops", notes={"tests": {"log": "unsupported",
     ...                                                          "add": "passed"}}))
     'unsupported: log'
+    >>> note(PropertyResult("ops.values", "ops", outcome="passed", notes={"oracle_refused": 2}))
+    '2 examples refused (no finite bound there)'
     """
     n = p.notes
     if p.bad:
@@ -178,6 +180,8 @@ def note(p: PropertyResult) -> str:
         parts.append(f"{fmt_num(n['nodes_per_s'], 'int')} nodes/s")
     if "optimizer" in n:
         parts.append(str(n["optimizer"]))
+    if n.get("oracle_refused"):
+        parts.append(f"{n['oracle_refused']} examples refused (no finite bound there)")
     skipped = sorted(k for k, o in (n.get("tests") or {}).items() if o == "unsupported")
     if skipped and p.outcome == "passed":
         parts.append("unsupported: " + ", ".join(skipped))
