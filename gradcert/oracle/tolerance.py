@@ -156,9 +156,9 @@ class Tolerance:
         for non-finite bounds: an engine's infinity where an exact intermediate
         (``.values_f64``) is beyond the float64 range and a plain float64
         evaluation of ``.graph`` gives the same infinity is agreement (the overflow
-        is one every correct engine has); any other result under an infinite or
-        NaN bound raises :class:`Refused`, with the reason, since no bound means
-        no judgement.
+        is one every correct engine has), any other infinity or NaN stays a
+        violation, and a finite result under an infinite or NaN bound raises
+        :class:`Refused`, with the reason, since no bound means no judgement.
 
         >>> from types import SimpleNamespace
         >>> from gradcert.graph import trace
@@ -201,21 +201,20 @@ class Tolerance:
                           f"operand sits at a pole), so {_number(actual, what)!r} against "
                           f"exact {expected!r} cannot be judged")
 
-        expected = _f64(exact, "value_f64", exact.value)
-        if (not math.isfinite(self.value) and math.isfinite(expected)
-                and not overflow_agrees(value, None, expected)):
-            refuse("value", value, expected, self.value)
-        v = self._violation("value", None, value, exact.value, expected, self.value)
-        if v and not (math.isinf(self.value) and overflow_agrees(value, None, expected)):
-            out.append(v)
-        for i, (g, e, ef, b) in enumerate(zip(grads, exact_grads, f64, self.grad,
-                                              strict=True)):
-            ef = float(ef)
-            agrees = not math.isfinite(b) and math.isfinite(ef) and overflow_agrees(g, i, ef)
-            if not math.isfinite(b) and math.isfinite(ef) and not agrees:
-                refuse(f"d out / d leaf {i}", g, ef, b)
-            v = self._violation("grad", i, g, e, ef, b)
-            if v and not agrees:
+        results: list[tuple[str, int | None, Any, Any, float, float]] = [
+            ("value", None, value, exact.value, _f64(exact, "value_f64", exact.value),
+             self.value)]
+        results += [("grad", i, g, e, float(ef), b) for i, (g, e, ef, b)
+                    in enumerate(zip(grads, exact_grads, f64, self.grad, strict=True))]
+        for what, leaf, actual, ex_, expected, bound in results:
+            if not math.isfinite(bound) and math.isfinite(expected):
+                if math.isfinite(_number(actual, what)):  # a number no bound can judge
+                    refuse("value" if leaf is None else f"d out / d leaf {leaf}", actual,
+                           expected, bound)
+                if overflow_agrees(actual, leaf, expected):
+                    continue
+            v = self._violation(what, leaf, actual, ex_, expected, bound)
+            if v:
                 out.append(v)
         return out
 
