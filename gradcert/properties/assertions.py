@@ -114,6 +114,7 @@ def compare(check: Check, graph: Graph, value: Any, grads: Sequence[Any], ex: An
                              of_bound=_of_bound(a, exact, bound))
         worst_bits = max(worst_bits, bits_of_error(a, round_to(exact, dtype)))
     _target(worst_bits, label)
+    table_ex, table_tol = ex, tol  # the op table's answer: the reproducer's first case
     try:  # under the declared conventions: relu'(0) in [0, 1], subnormals may flush
         found, ex, tol = conventions.judge(check, graph, _float(value),
                                            [_float(g) for g in grads], ex, tol)
@@ -127,8 +128,10 @@ def compare(check: Check, graph: Graph, value: Any, grads: Sequence[Any], ex: An
         return
     bad = [v for v in found if what == "both" or v.what == what]
     if bad:
-        raise Mismatch(graph, bad, ex, tol, value, grads, dtype,
-                       strict=check.config.strict)
+        m = Mismatch(graph, bad, ex, tol, value, grads, dtype, strict=check.config.strict)
+        # the reproducer judges every usual relu'(0) from the op table's answer
+        m.repro = {"kind": "oracle", "ex": table_ex, "tol": table_tol}
+        raise m
 
 
 def refused(check: Check, graph: Graph, why: Exception) -> None:
