@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         fp = ev.false_positives[name]
         print(f"false positives, {name} engine: {fp} / {ev.graphs} graphs "
               f"({100 * fp / ev.graphs:.2f}%)")
+    refused = ", ".join(f"{k} {v}" for k, v in sorted(ev.refused.items())) or "none"
+    print(f"checks refused (an infinite bound judges nothing), by engine: {refused}")
     print(f"largest |correct engine - exact| / bound: {ev.margin:.3g}")
     print(f"bounds set by the Monte Carlo spread rather than the running error bound: "
           f"{ev.mca_larger} / {ev.bounds}")

@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from gradcert.results import Results, merge_records, ops_summary, read_records
+from gradcert.results import (
+    Results,
+    conventions,
+    conventions_text,
+    merge_records,
+    ops_summary,
+    read_records,
+)
 
 __all__ = ["EXIT_CERTIFIED", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "CertifyError",
            "Interrupted", "certify", "pytest_args"]
@@ -176,8 +183,8 @@ class _Progress:
 def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
                 jobs: int, select: str | None = None, files: Sequence[Path] | None = None,
                 *, example_timeout: float | None = None, path: str | None = None,
-                host: Sequence[str] | None = None, load_timeout: float | None = None
-                ) -> list[str]:
+                host: Sequence[str] | None = None, load_timeout: float | None = None,
+                strict: bool = False, range: str = "full") -> list[str]:
     """The pytest command line ``certify`` runs (also useful to run the suite by hand).
 
     >>> args = pytest_args("micrograd", "quick", 3, Path("rep"), 2)
@@ -212,6 +219,10 @@ def pytest_args(target: str | None, profile: str, seed: int | None, out: Path,
         args.append(f"--gradcert-load-timeout={load_timeout}")
     if path is not None:
         args.append(f"--gradcert-path={path}")
+    if strict:
+        args.append("--gradcert-strict")
+    if range != "full":
+        args.append(f"--gradcert-range={range}")
     if jobs > 0:
         args += ["-p", "xdist.plugin", "-n", str(jobs)]
     else:
@@ -257,7 +268,8 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
             select: str | None = None, stream: TextIO | None = None,
             quiet: bool = False, progress: bool = True,
             example_timeout: float | None = None, path: str | Path | None = None,
-            host: Sequence[str] | None = None, load_timeout: float | None = None) -> Results:
+            host: Sequence[str] | None = None, load_timeout: float | None = None,
+            strict: bool = False, range: str = "full") -> Results:
     """Certify ``target`` (None: gradcert's engine) and write the report to ``out``.
 
     The engine runs in engine host processes, never in this one or in the
@@ -270,7 +282,8 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
     ``example_timeout``: CPU seconds one request of an example may take on the
     engine (default: the profile's); ``load_timeout``: CPU seconds to load the
     target. ``path``: the directory a ``module:attr`` target imports from
-    (default: the current directory).
+    (default: the current directory). ``strict``: refuse the kink and flush
+    conventions; ``range``: "full" or "normal" (docs/conventions.md).
     Raises :class:`CertifyError` for bad usage, an unusable target, a selection
     that matches no property, or a session that did not run to its end.
     """
@@ -283,7 +296,8 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
     try:  # the arguments, checked by the settings table's parsers
         values = resolve({"profile": profile, "seed": seed, "jobs": jobs,
                           "example_timeout": example_timeout, "path": path,
-                          "load_timeout": load_timeout,
+                          "load_timeout": load_timeout, "strict": "1" if strict else None,
+                          "range": range,
                           "host": shlex.join(host) if host else None}, environ={})
     except SettingError as e:
         raise CertifyError(str(e)) from None
@@ -304,7 +318,8 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
     (out / ".pytest.ini").write_text("[pytest]\n")
     args = pytest_args(target, profile, seed, out, jobs, select,
                        example_timeout=values["example_timeout"], path=where, host=host,
-                       load_timeout=values["load_timeout"])
+                       load_timeout=values["load_timeout"], strict=values["strict"],
+                       range=values["range"])
     collector = _Collector()
     plugins: list[Any] = [collector]
     started = datetime.datetime.now(datetime.UTC)
@@ -318,6 +333,7 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
         print(f"gradcert certify {target or (shlex.join(host) if host else 'gradcert')}: "
               f"profile {profile}, "
               f"{'derandomized' if seed is None else f'seed {seed}'}, {jobs} worker(s), "
+              f"{conventions_text(values['strict'], values['range'])}, "
               f"out {out}", file=stream)
     with _session_environment(cwd, workdir=out), contextlib.redirect_stdout(stream), \
             (bar.live() if bar is not None else contextlib.nullcontext()):
@@ -346,6 +362,7 @@ def certify(target: str | None = None, *, profile: str = "quick", seed: int | No
         started=started.isoformat(timespec="seconds").replace("+00:00", "Z"),
         duration_s=round(duration, 3), ops=ops_summary(samples), samples=samples,
         engine=_engine(out, engine),
+        conventions=conventions(values["strict"], values["range"]),
     )
     tmp = results.write(out / ".results.json.tmp")  # whole or not at all
     tmp.replace(out / "results.json")

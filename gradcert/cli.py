@@ -39,8 +39,12 @@ def _parser() -> argparse.ArgumentParser:
             cert.add_argument(s.name, nargs="?", default=None, help=text)
         else:
             names = [s.short, s.flag] if s.short else [s.flag]
-            cert.add_argument(*names, dest=s.name, default=None, help=text,
-                              metavar=s.metavar)
+            if s.switch:
+                cert.add_argument(*names, dest=s.name, default=None, help=text,
+                                  action="store_const", const="1")
+            else:
+                cert.add_argument(*names, dest=s.name, default=None, help=text,
+                                  metavar=s.metavar)
     cert.add_argument("-k", dest="select", default=None, metavar="EXPR",
                       help="run only the properties matching this pytest -k expression")
 
@@ -170,7 +174,8 @@ def _certify(args: argparse.Namespace) -> int:
         results = certify(v["target"], profile=v["profile"], seed=v["seed"], out=out,
                           jobs=v["jobs"], select=args.select,
                           example_timeout=v["example_timeout"], path=v["path"],
-                          host=v["host"], load_timeout=v["load_timeout"])
+                          host=v["host"], load_timeout=v["load_timeout"],
+                          strict=v["strict"], range=v["range"])
     except Interrupted as e:
         print(f"gradcert certify: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED

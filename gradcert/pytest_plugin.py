@@ -56,8 +56,12 @@ _ASKED = pytest.StashKey[bool]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("gradcert", "gradcert: certify an autograd engine")
     for s in SETTINGS.values():
-        group.addoption(s.option, dest=s.dest, default=None, metavar=s.metavar,
-                        help=f"{s.help} [env {s.env}]")
+        if s.switch:
+            group.addoption(s.option, dest=s.dest, default=None, action="store_const",
+                            const="1", help=f"{s.help} [env {s.env}]")
+        else:
+            group.addoption(s.option, dest=s.dest, default=None, metavar=s.metavar,
+                            help=f"{s.help} [env {s.env}]")
 
 
 def _values(config: pytest.Config) -> dict[str, Any]:
@@ -106,7 +110,8 @@ def config_from(values: dict[str, Any]) -> Any:
     out = values.get("out")
     return Config(target=values.get("target"), profile=chosen, seed=values.get("seed"),
                   out=Path(out) if out else None, host=values.get("host"),
-                  load_cpu=values.get("load_timeout"))
+                  load_cpu=values.get("load_timeout"), strict=bool(values.get("strict")),
+                  range=values.get("range") or "full")
 
 
 def _config(config: pytest.Config) -> Any:
@@ -127,7 +132,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     lines = [f"gradcert: target={c.target or 'gradcert'}{host} profile={c.profile.name} "
              f"seed={seed} out={c.out or '-'} jobs={'-' if v['jobs'] is None else v['jobs']} "
              f"example_timeout={c.profile.example_cpu:g}s (CPU) "
-             f"path={v['path'] or os.getcwd()}"]
+             f"path={v['path'] or os.getcwd()} strict={int(c.strict)} range={c.range}"]
     seen = sorted(k for k in os.environ if k.startswith("GRADCERT_"))
     if seen:
         unknown = set(unknown_environ())

@@ -422,6 +422,37 @@ def _level_order(p: PropertyResult) -> int:
     return LEVELS.index(p.level) if p.level in LEVELS else len(LEVELS)
 
 
+# -- the declared conventions ----------------------------------------------------
+
+KINK = "relu'(0) anywhere in [0, 1]"
+FLUSH = "a result whose exact value is below 2**-1022 may be 0"
+
+
+def conventions(strict: bool = False, range: str = "full") -> dict[str, Any]:
+    """The conventions a certification judged by (docs/conventions.md): the kink and
+    flush conventions (refused with ``strict``: relu'(0) must be 0, no flush) and the
+    range of inputs and exact intermediates (``"normal"``: 1e-150..1e150, zero included).
+
+    >>> conventions()["kink"], conventions(strict=True)["flush"]
+    ("relu'(0) anywhere in [0, 1]", 'refused (strict)')
+    """
+    return {"strict": bool(strict), "kink": "relu'(0) = 0 (strict)" if strict else KINK,
+            "flush": "refused (strict)" if strict else FLUSH, "range": range}
+
+
+def conventions_text(strict: bool = False, range: str = "full") -> str:
+    """The conventions in one phrase, for headers.
+
+    >>> conventions_text()
+    "conventions: relu'(0) in [0, 1], subnormal results may flush to 0, range full"
+    >>> conventions_text(True, "normal")
+    "strict (relu'(0) = 0, no flush), range normal (1e-150..1e150)"
+    """
+    head = ("strict (relu'(0) = 0, no flush)" if strict
+            else "conventions: relu'(0) in [0, 1], subnormal results may flush to 0")
+    return f"{head}, range {range}" + (" (1e-150..1e150)" if range == "normal" else "")
+
+
 # -- a whole certification -----------------------------------------------------
 
 
@@ -454,6 +485,7 @@ class Results:
     samples: list[Sample] = field(default_factory=list)
     shards: int = 1
     kind: str = "certify"  # or "check_grads": checks of a team's own functions
+    conventions: dict[str, Any] = field(default_factory=conventions)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -533,6 +565,8 @@ class Results:
              "ops": {op: {k: st.to_dict() for k, st in kinds.items()}
                      for op, kinds in self.ops.items()},
              "samples": [s.to_dict() for s in self.samples]}
+        if self.kind == "certify":
+            d["conventions"] = dict(self.conventions)
         if self.shards > 1:
             d["shards"] = self.shards
         if self.kind != "certify":
@@ -562,6 +596,7 @@ class Results:
             ops={str(op): dict(kinds or {}) for op, kinds in ops.items()},
             samples=list(d.get("samples") or []), shards=int(d.get("shards") or 1),
             kind=str(d.get("kind") or "certify"),
+            conventions=dict(d.get("conventions") or conventions()),
         )
 
     @classmethod
@@ -621,7 +656,8 @@ class Results:
                    profile=first.profile, seed=seeds, started=first.started,
                    duration_s=sum(r.duration_s for r in shards),
                    ops={} if samples else first.ops, samples=samples,
-                   shards=sum(r.shards for r in shards), kind=first.kind)
+                   shards=sum(r.shards for r in shards), kind=first.kind,
+                   conventions=first.conventions)
 
 
 # -- records: one JSON line per finished test -------------------------------

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PROFILES", "SETTINGS", "Setting", "SettingError", "from_environ", "resolve"]
+__all__ = ["PROFILES", "RANGES", "SETTINGS", "Setting", "SettingError", "from_environ", "resolve"]
 
 # The profiles' names; their contents are in gradcert.properties.runner.PROFILES
 # (tests/test_settings.py checks the two agree).
@@ -68,6 +68,26 @@ def _command(raw: str) -> tuple[str, ...] | None:
         raise ValueError(f"cannot split {raw!r} into words: {e}") from None
 
 
+RANGES = ("full", "normal")
+"""``--range``: full (every float64) or normal (inputs and exact intermediates within
+1e-150..1e150 in magnitude, zero included; gradcert.properties.runner.NORMAL_RANGE)."""
+
+
+def _range(raw: str) -> str:
+    if raw not in RANGES:
+        raise ValueError(f"unknown range {raw!r}; known: {', '.join(RANGES)}")
+    return raw
+
+
+def _switch(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be 1 or 0 (true or false), got {raw!r}")
+
+
 def _seconds(raw: str) -> float:
     try:
         s = float(raw)
@@ -91,6 +111,7 @@ class Setting:
     help: str
     metavar: str = "VALUE"  # what the help shows after the flag
     short: str | None = None  # a one-letter alias of the flag
+    switch: bool = False  # a flag without a value (it sets "1"); its variable takes 1 or 0
 
     @property
     def option(self) -> str:
@@ -145,6 +166,15 @@ _ROWS = [
             "a command starting an engine host that speaks docs/host-protocol.md (an "
             "engine in another language), instead of gradcert's host for the target",
             metavar="CMD"),
+    Setting("strict", "--strict", _switch, False,
+            "refuse the declared conventions: relu'(0) must be 0 (the op table's), and a "
+            "result below the smallest normal float64 (2**-1022) must not be flushed to 0 "
+            "(docs/conventions.md)", switch=True),
+    Setting("range", "--range", _range, "full",
+            "full (default: every float64 input) or normal: inputs and exact intermediates "
+            "within 1e-150..1e150 in magnitude (zero included), a declared convention "
+            "under which engines whose intermediates underflow or overflow near float64's "
+            "limits can be certified (docs/conventions.md)", metavar="|".join(RANGES)),
     Setting("path", "--path", _text, None,
             "directory a module:attr target is imported from first (default: the "
             "current directory)", metavar="DIR"),

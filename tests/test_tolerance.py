@@ -30,7 +30,7 @@ from gradcert.engine import Value
 from gradcert.graph import DomainError, Graph, Node, node_operands, trace
 from gradcert.ops import OPS
 from gradcert.oracle import Unresolved, exact_graph
-from gradcert.oracle.tolerance import SAFETY, UNIT_ROUNDOFF, Tolerance, tolerance
+from gradcert.oracle.tolerance import SAFETY, UNIT_ROUNDOFF, Refused, Tolerance, tolerance
 
 PLANT = 1e-9  # relative error planted in one local derivative
 REACH = 0.01  # a plant counts where its edge carries >= 1% of the leaf's |gradient| mass
@@ -250,6 +250,7 @@ class Evidence:
     mca_larger: int = 0  # bounds (value or gradient) set by the Monte Carlo spread
     bounds: int = 0
     false_positives: Counter = field(default_factory=Counter)
+    refused: Counter = field(default_factory=Counter)  # checks refused (no bound), by engine
     # one plant per graph: (caught, reaches the output, |effect| / correct engines' error)
     plants: list = field(default_factory=list)
     examples: list = field(default_factory=list)
@@ -298,7 +299,11 @@ def evidence(n_graphs: int, seed: int = 0, max_ops: int = 20) -> Evidence:
         failed = set()
         for name, engine in engines:
             value, grads = engine(graph)
-            bad = tol.check(value, grads, ex)
+            try:
+                bad = tol.check(value, grads, ex)
+            except Refused:  # an infinite bound judges nothing: neither pass nor failure
+                ev.refused[name] += 1
+                continue
             if bad and name not in failed:
                 failed.add(name)
                 ev.false_positives[name] += 1  # graphs, not engines
@@ -317,7 +322,11 @@ def evidence(n_graphs: int, seed: int = 0, max_ops: int = 20) -> Evidence:
         _, clean = variant_engine(graph)
         value, planted = variant_engine(graph, plant=(i, k, PLANT))
         _, mass = variant_engine(graph, absolute=True)
-        caught = bool(tol.check(value, planted, ex))
+        try:
+            caught = bool(tol.check(value, planted, ex))
+        except Refused:
+            ev.refused["planted"] += 1
+            continue
         reach, ratio = False, 0.0
         for c, p, m, e in zip(clean, planted, mass, errors, strict=True):
             if m > 0 and abs(p - c) / PLANT >= REACH * m:
@@ -486,8 +495,15 @@ def test_runs_pushed_out_of_the_domain_are_dropped_and_the_bound_stays_honest():
     ex = exact_graph(graph)
     tols = [tolerance(graph, ex, seed=s) for s in range(20)]
     assert min(t.runs for t in tols) < 4 <= max(t.runs for t in tols)
-    # the log's input is known only to about its own size: the bound says so
-    assert all(t.value > 1.0 and t.check(*reference_engine(graph), ex) == [] for t in tols)
+    # the log's input is known only to about its own size: the bound says so, and
+    # where the interval reaches the pole (an infinite bound) the check refuses
+    assert all(t.value > 1.0 for t in tols) and any(math.isinf(t.value) for t in tols)
+    for t in tols:
+        if math.isinf(t.value):
+            with pytest.raises(Refused, match="cannot be judged"):
+                t.check(*reference_engine(graph), ex)
+        else:
+            assert t.check(*reference_engine(graph), ex) == []
 
 
 def test_a_graph_outside_the_domain_in_float64_is_refused():
@@ -573,6 +589,54 @@ def test_overflowing_graph_gets_an_infinite_bound_and_must_overflow_too():
     assert tol.check(math.inf, [math.inf], ex) == []
     assert [v.what for v in tol.check(1e308, [math.inf], ex)] == ["value"]
     assert tolerance(trace(lambda x: x**-2.0 + 1.0, [1e-200])).value == math.inf
+
+
+def test_an_overflow_of_an_exact_intermediate_is_agreement_on_the_reference_engine():
+    # x * 1e300 * 1e20 is 1e320 exactly: beyond float64, so every correct engine
+    # gives inf, and inf * 1e-100 stays inf, though the exact value is 1e220
+    graph = trace(lambda x: x * 1e300 * 1e20 * 1e-100, [1.0])
+    ex = exact_graph(graph)
+    tol = tolerance(graph, ex)
+    assert not ex.overflow and math.isfinite(ex.value_f64) and tol.value == math.inf
+    value, grads = reference_engine(graph)
+    assert value == math.inf and tol.check(value, grads, ex) == []
+    assert [v.what for v in tol.check(-math.inf, grads, ex)] == ["value"]  # wrong sign
+    with pytest.raises(Refused, match="the bound is inf"):
+        tol.check(1e300, grads, ex)  # a number: no bound can judge it
+    assert [v.what for v in tol.check(value, [2e220], ex)] == ["grad"]  # finite bound
+
+
+@given(st.one_of(st.floats(allow_nan=True), st.sampled_from([math.inf, -math.inf, 0.0])))
+def test_an_infinite_bound_never_passes(actual):
+    # the value's bound is inf (a correct float64 run overflows): only the overflow
+    # every correct engine has agrees; another infinity or NaN is a violation, and a
+    # number is refused: never a pass
+    graph = trace(lambda x: x * 1e300 * 1e20 * 1e-100, [1.0])
+    ex = exact_graph(graph)
+    tol = tolerance(graph, ex)
+    try:
+        bad = tol.check(actual, [float(ex.grad_f64[0])], ex)
+    except Refused as e:
+        assert math.isfinite(actual) and "cannot be judged" in str(e)
+    else:
+        assert not math.isfinite(actual)
+        assert (bad == []) == (actual == math.inf)
+    # a pole reached by rounding: 1e-200 ** -3 overflows in the gradient, so its bound
+    # is inf, and no gradient passes (an engine's +inf has the wrong sign)
+    pole = trace(lambda x: x**-2.0 * 1e-300, [1e-200])
+    ex2 = exact_graph(pole)
+    t2 = tolerance(pole, ex2)
+    assert not math.isfinite(t2.grad[0]) and math.isfinite(ex2.grad_f64[0])
+    try:
+        assert [v.what for v in t2.check(math.inf, [actual], ex2)] == ["grad"]
+    except Refused:
+        assert math.isfinite(actual)
+    nan_bound = Tolerance(math.nan, (1.0,), "m", 8.0, "float64", 0.0, (0.0,), 0.0, (0.0,), 0)
+    one = exact_graph(trace(lambda x: x * 2.0, [1.5]))
+    try:
+        assert nan_bound.check(actual, [2.0], one) != []
+    except Refused:
+        assert math.isfinite(actual)
 
 
 def test_float32_counts_the_rounding_of_inputs_and_constants():

@@ -29,7 +29,7 @@ from gradcert.check.tensor import T
 from gradcert.graph import DomainError
 from gradcert.oracle.exact import Unresolved, exact_graph
 from gradcert.oracle.fd import richardson
-from gradcert.oracle.tolerance import tolerance
+from gradcert.oracle.tolerance import Refused, tolerance
 
 __all__ = ["FULL", "PROJECTIONS", "Traced", "judge", "judge_fd"]
 
@@ -193,7 +193,10 @@ def judge(traced: Traced, name: str, *, value: bool = True, full: int = FULL,
             actual = out_vals[k] if out_vals else math.nan
         else:
             actual = _weighted(traced, weights)
-        violations = tol.check(actual, all_grads, ex)
+        try:
+            violations = tol.check(actual, all_grads, ex)
+        except Refused as e:
+            raise OutsideDomain(f"the tolerance model cannot judge these inputs: {e}") from e
         of_bound = max(of_bound, _of_bound(actual if value else None, all_grads, ex, tol))
         checked += len(flat) + (1 if value else 0)
         exact_grads = ex.grad_f64

@@ -43,6 +43,7 @@ from gradcert.oracle.metrics import ulp_distance
 __all__ = [
     "MCA_RUNS",
     "SAFETY",
+    "Refused",
     "UNIT_ROUNDOFF",
     "Tolerance",
     "Violation",
@@ -67,6 +68,12 @@ CHAIN_ROUNDINGS = 2
 """Roundings per backward term ``grad * local derivative`` (a product, and slack)."""
 
 _MODEL = "running-error+mca"
+
+
+class Refused(ArithmeticError):
+    """A result the model cannot judge: its bound is infinite or undefined (an
+    intermediate overflowed, or an operand sits at a pole) and the result is not an
+    overflow every correct engine has. Never a pass: the caller reports it."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,13 @@ class Tolerance:
 
         ``exact`` is the oracle's result (``.value``, ``.grad``, and their
         float64 roundings ``.value_f64``, ``.grad_f64``). A NaN or infinite
-        result where the exact one is finite is always a violation.
+        result where the exact one is finite is a violation, with two exceptions
+        for non-finite bounds: an engine's infinity where an exact intermediate
+        (``.values_f64``) is beyond the float64 range and a plain float64
+        evaluation of ``.graph`` gives the same infinity is agreement (the overflow
+        is one every correct engine has), any other infinity or NaN stays a
+        violation, and a finite result under an infinite or NaN bound raises
+        :class:`Refused`, with the reason, since no bound means no judgement.
 
         >>> from types import SimpleNamespace
         >>> from gradcert.graph import trace
@@ -145,24 +158,55 @@ class Tolerance:
                              f"for {len(self.grad)} leaves (is it of another graph?)")
         f64 = getattr(exact, "grad_f64", None) or [float(g) for g in exact_grads]
         out: list[Violation] = []
-        v = self._violation("value", None, value, exact.value,
-                            _f64(exact, "value_f64", exact.value), self.value)
-        if v:
-            out.append(v)
-        for i, (g, e, ef, b) in enumerate(zip(grads, exact_grads, f64, self.grad,
-                                              strict=True)):
-            v = self._violation("grad", i, g, e, ef, b)
+        ref: list[tuple[float, list[float]] | None] = []  # the float64 run, once needed
+
+        def overflow_agrees(actual: Any, leaf: int | None, expected: float) -> bool:
+            actual = _number(actual, "value" if leaf is None else f"grad {leaf}")
+            if (not math.isinf(actual) or self.dtype != "float64"
+                    or math.copysign(1.0, actual) != math.copysign(1.0, expected)):
+                return False  # an infinity of the exact result's sign, or no agreement
+            if not any(math.isinf(v) for v in getattr(exact, "values_f64", ())):
+                return False  # no exact intermediate is beyond float64
+            graph = getattr(exact, "graph", None)
+            if not isinstance(graph, Graph):
+                return False
+            if not ref:
+                ref.append(_run(graph, canonical(graph), None, self.dtype_u, output_form=False))
+            if ref[0] is None:
+                return False
+            got = ref[0][0] if leaf is None else ref[0][1][leaf]
+            return got == actual
+
+        def refuse(what: str, actual: Any, expected: float, bound: float) -> None:
+            raise Refused(f"{what}: the bound is {bound!r} (an intermediate overflows or an "
+                          f"operand sits at a pole), so {_number(actual, what)!r} against "
+                          f"exact {expected!r} cannot be judged")
+
+        results: list[tuple[str, int | None, Any, Any, float, float]] = [
+            ("value", None, value, exact.value, _f64(exact, "value_f64", exact.value),
+             self.value)]
+        results += [("grad", i, g, e, float(ef), b) for i, (g, e, ef, b)
+                    in enumerate(zip(grads, exact_grads, f64, self.grad, strict=True))]
+        for what, leaf, actual, ex_, expected, bound in results:
+            if not math.isfinite(bound) and math.isfinite(expected):
+                if math.isfinite(_number(actual, what)):  # a number no bound can judge
+                    refuse("value" if leaf is None else f"d out / d leaf {leaf}", actual,
+                           expected, bound)
+                if overflow_agrees(actual, leaf, expected):
+                    continue
+            v = self._violation(what, leaf, actual, ex_, expected, bound)
             if v:
                 out.append(v)
         return out
 
+    @property
+    def dtype_u(self) -> float:
+        """The unit roundoff of the checked dtype."""
+        return UNIT_ROUNDOFF[self.dtype]
+
     def _violation(self, what: str, leaf: int | None, actual: Any, exact: Any,
                    expected: float, bound: float) -> Violation | None:
-        try:
-            actual = float(actual)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"check: {what}{'' if leaf is None else f' {leaf}'} "
-                             f"is not a number: {actual!r}") from e
+        actual = _number(actual, what if leaf is None else f"{what} {leaf}")
         if not math.isfinite(expected):
             bad = actual != expected  # overflow: a correct engine overflows the same way
             error = 0.0 if actual == expected else math.inf
@@ -175,6 +219,13 @@ class Tolerance:
             return None
         return Violation(what, leaf, expected, actual, bound,
                          ulp_distance(actual, expected, self.dtype), error)
+
+
+def _number(x: Any, what: str) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"check: {what} is not a number: {x!r}") from e
 
 
 def _f64(exact: Any, name: str, fallback: Any) -> float:

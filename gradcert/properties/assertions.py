@@ -21,10 +21,13 @@ from typing import Any
 
 from gradcert.graph import DomainError, Graph, evaluate
 from gradcert.ops import OPS
+from gradcert.oracle.tolerance import Refused
+from gradcert.properties import conventions
+from gradcert.properties.conventions import flushed as flush_ok
 from gradcert.properties.runner import Check, Finding, extreme
 
 __all__ = ["Mismatch", "as_float32", "check_graph", "compare", "fmt", "graphs_for", "judged",
-           "oracle", "reverse_mode"]
+           "oracle", "refused", "reverse_mode"]
 
 
 def fmt(x: Any) -> str:
@@ -47,6 +50,10 @@ def oracle(check: Check, graph: Graph) -> tuple[Any, Any] | None:
     try:
         ex = exact_graph(graph)
         if ex.overflow:
+            return None
+        if conventions.outside_range(check, graph, ex):  # --range normal: out of scope
+            notes = check.record.notes
+            notes["outside_range"] = notes.get("outside_range", 0) + 1
             return None
         return ex, tolerance(graph, ex, dtype=check.caps.dtype, seed=check.seed)
     except DomainError:
@@ -108,10 +115,32 @@ def compare(check: Check, graph: Graph, value: Any, grads: Sequence[Any], ex: An
                              of_bound=_of_bound(a, exact, bound))
         worst_bits = max(worst_bits, bits_of_error(a, round_to(exact, dtype)))
     _target(worst_bits, label)
-    bad = [v for v in tol.check(_float(value), [_float(g) for g in grads], ex)
-           if what == "both" or v.what == what]
+    table_ex, table_tol = ex, tol  # the op table's answer: the reproducer's first case
+    try:  # under the declared conventions: relu'(0) in [0, 1], subnormals may flush
+        found, ex, tol = conventions.judge(check, graph, _float(value),
+                                           [_float(g) for g in grads], ex, tol)
+    except Refused as e:  # no bound, no verdict: counted and shown, never a pass
+        refused(check, graph, e)
+        from hypothesis import reject
+        from hypothesis.control import currently_in_test_context
+
+        if currently_in_test_context():
+            reject()
+        return
+    bad = [v for v in found if what == "both" or v.what == what]
     if bad:
-        raise Mismatch(graph, bad, ex, tol, value, grads, dtype)
+        m = Mismatch(graph, bad, ex, tol, value, grads, dtype, strict=check.config.strict)
+        # the reproducer judges every usual relu'(0) from the op table's answer
+        m.repro = {"kind": "oracle", "ex": table_ex, "tol": table_tol}
+        raise m
+
+
+def refused(check: Check, graph: Graph, why: Exception) -> None:
+    """Count an example the tolerance model refused to judge (``oracle_refused`` in the
+    record's notes, with the first reason): the report shows it beside the verdict."""
+    notes = check.record.notes
+    notes["oracle_refused"] = notes.get("oracle_refused", 0) + 1
+    notes.setdefault("oracle_refused_example", f"{str(why)[:200]} on {graph.to_json()[:200]}")
 
 
 def _of_bound(actual: float, exact: Any, bound: float) -> float:
@@ -244,7 +273,7 @@ class Mismatch(Finding):
     """The engine's value or gradients are outside the tolerance of the exact ones."""
 
     def __init__(self, graph: Graph, violations: Sequence[Any], ex: Any, tol: Any,
-                 value: Any, grads: Sequence[Any], dtype: str) -> None:
+                 value: Any, grads: Sequence[Any], dtype: str, strict: bool = False) -> None:
         self.violations = list(violations)
         self.tol = tol
         self.dtype = dtype
@@ -260,6 +289,17 @@ class Mismatch(Finding):
         lines = [self._line(graph, w) for w in self.violations[1:6]]  # [0] is the summary
         if len(self.violations) > 6:
             lines.append(f"... and {len(self.violations) - 6} more")
+        if self.klass == "range":
+            lines.append("a range finding: an input or exact intermediate lies outside "
+                         "1e-150..1e150 in magnitude, where an intermediate of the engine "
+                         "underflows or overflows though the exact answer is fine; "
+                         "--range normal declares such inputs out of scope")
+        if getattr(ex, "kinks", ()):
+            lines.append("a relu sits exactly on 0 here: judged with "
+                         + ("relu'(0) = 0 (--strict)" if strict else
+                            "the engine's own relu'(0) when it is in [0, 1]"))
+        if strict and any(flush_ok(w.expected, w.actual, dtype) for w in self.violations):
+            lines.append("a subnormal exact result flushed to 0: refused under --strict")
         lines.append(f"tolerance model: {tol.describe()}")
         super().__init__(
             f"{self._name(graph, v)} is {fmt(v.actual)}; the oracle says {fmt(v.expected)} "
@@ -346,6 +386,9 @@ def _first_wrong_node(check: Check, graph: Graph) -> int | None:
             run = check.engine.run(sub)
         except EngineRaised:
             return k
-        if tol.check(_float(run.value), [_float(g) for g in run.grads], ex):
-            return k
+        try:
+            if tol.check(_float(run.value), [_float(g) for g in run.grads], ex):
+                return k
+        except Refused:
+            continue
     return None

@@ -91,6 +91,8 @@ class Config:
     out: Path | None = None
     host: tuple[str, ...] | None = None
     load_cpu: float | None = None  # CPU seconds to load the target (None: the client's)
+    strict: bool = False  # refuse the kink and flush conventions (docs/conventions.md)
+    range: str = "full"  # or "normal": only inputs and exact values within NORMAL_RANGE
 
     def hypothesis_settings(self, examples: int) -> Any:
         from hypothesis import HealthCheck, settings

@@ -85,13 +85,18 @@ def run_sweep(check: Any, op: str, what: str) -> None:
 
 
 def screen(engine: Any, ops: Any, dtype: str, seed: int = 0,
-           progress: Callable[[str], None] | None = None) -> dict[str, dict[str, str]]:
+           progress: Callable[[str], None] | None = None, *, strict: bool = False,
+           normal: bool = False) -> dict[str, dict[str, str]]:
     """The ops of ``ops`` the engine gets wrong on the sweep (value or gradient, inside
     the domain): for each, the property that shows it and the first wrong case in words.
-    An op the engine hangs or crashes on is wrong too."""
+    An op the engine hangs or crashes on is wrong too. Under the declared conventions
+    (gradcert.properties.conventions): a subnormal result may flush to 0 unless
+    ``strict``; with ``normal`` (``--range normal``) edges outside it are skipped."""
     from gradcert.oracle import exact_graph
-    from gradcert.oracle.tolerance import tolerance
+    from gradcert.oracle.tolerance import Refused, tolerance
     from gradcert.properties.assertions import as_float32, fmt
+    from gradcert.properties.conventions import flushed
+    from gradcert.properties.runner import extreme
 
     bad: dict[str, dict[str, str]] = {}
     for op in sorted(ops):
@@ -110,7 +115,7 @@ def screen(engine: Any, ops: Any, dtype: str, seed: int = 0,
                 ex = exact_graph(g)
             except (ArithmeticError, ValueError):
                 continue
-            if ex.overflow:
+            if ex.overflow or (normal and extreme(g, ex.values_f64)):
                 continue
             tol = tolerance(g, ex, dtype=dtype, seed=seed)
             at = f"{op} at {', '.join(fmt(x) for x in g.inputs)}" + (
@@ -130,7 +135,12 @@ def screen(engine: Any, ops: Any, dtype: str, seed: int = 0,
                 said = str(getattr(e.error, "message", e)).removeprefix("the engine ")
                 bad[op] = {"property": prop, "text": f"{at}: {said[:120]}"}
                 break
-            v = tol.check(_f(run.value), [_f(x) for x in run.grads], ex)
+            try:
+                v = tol.check(_f(run.value), [_f(x) for x in run.grads], ex)
+            except Refused:
+                continue  # no bound here: this edge cannot show the op wrong
+            if not strict:
+                v = [w for w in v if not flushed(w.expected, w.actual, dtype)]
             if v:
                 w = v[0]
                 bad[op] = {"property": "ops.values" if w.what == "value" else "ops.gradients",
@@ -158,7 +168,8 @@ def defects(check: Any) -> dict[str, dict[str, str]]:
     if cached is not None:
         return dict(cached)
     path = check.config.out / "op_screen.json" if check.config.out is not None else None
-    key = {"target": engine.target, "dtype": check.caps.dtype, "ops": sorted(check.caps.ops)}
+    key = {"target": engine.target, "dtype": check.caps.dtype, "ops": sorted(check.caps.ops),
+           "strict": check.config.strict, "range": check.config.range}
     found = None
     if path is not None:
         try:
@@ -168,7 +179,8 @@ def defects(check: Any) -> dict[str, dict[str, str]]:
         except (OSError, ValueError, KeyError, TypeError):
             found = None
     if found is None:
-        found = screen(engine, check.caps.ops, check.caps.dtype)
+        found = screen(engine, check.caps.ops, check.caps.dtype, strict=check.config.strict,
+                       normal=check.config.range == "normal")
         if path is not None:
             tmp = path.with_name(f".{path.name}-{os.getpid()}")
             tmp.write_text(json.dumps({"key": key, "defects": found}, indent=1))
@@ -184,8 +196,9 @@ def blame(check: Any, graph: Any) -> dict[str, str] | None:
     every op is right alone (the finding is the property's own)."""
     from gradcert.graph import evaluate
     from gradcert.oracle import exact_graph
-    from gradcert.oracle.tolerance import tolerance
+    from gradcert.oracle.tolerance import Refused, tolerance
     from gradcert.properties.assertions import fmt
+    from gradcert.properties.conventions import flushed
 
     try:
         vals = evaluate(graph)
@@ -218,7 +231,12 @@ def blame(check: Any, graph: Any) -> dict[str, str] | None:
             return _cause(n.op, "ops.values", f"{at} alone: the engine {said[:160]}")
         except (EngineTimeout, EngineCrashed):
             return None
-        v = tol.check(_f(run.value), [_f(x) for x in run.grads], ex)
+        try:
+            v = tol.check(_f(run.value), [_f(x) for x in run.grads], ex)
+        except Refused:
+            continue
+        if not check.config.strict:
+            v = [w for w in v if not flushed(w.expected, w.actual, check.caps.dtype)]
         if v:
             w = v[0]
             prop = "ops.values" if w.what == "value" else "ops.gradients"

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from gradcert.results import PropertyResult, Results, RootCause, Sample, Severity
+from gradcert.results import PropertyResult, Results, RootCause, Sample, Severity, conventions_text
 
 __all__ = ["ACCURACY_HEAD", "EXACT_NEAR_ZERO", "MEANING", "FailureView", "accuracy_rows",
            "at_max", "error_cells", "failure_view",
@@ -157,6 +157,8 @@ def note(p: PropertyResult) -> str:
     >>> note(PropertyResult("ops.values", "ops", notes={"tests": {"log": "unsupported",
     ...                                                          "add": "passed"}}))
     'unsupported: log'
+    >>> note(PropertyResult("ops.values", "ops", outcome="passed", notes={"oracle_refused": 2}))
+    '2 examples refused (no finite bound there)'
     """
     n = p.notes
     if p.bad:
@@ -178,6 +180,8 @@ def note(p: PropertyResult) -> str:
         parts.append(f"{fmt_num(n['nodes_per_s'], 'int')} nodes/s")
     if "optimizer" in n:
         parts.append(str(n["optimizer"]))
+    if n.get("oracle_refused"):
+        parts.append(f"{n['oracle_refused']} examples refused (no finite bound there)")
     skipped = sorted(k for k, o in (n.get("tests") or {}).items() if o == "unsupported")
     if skipped and p.outcome == "passed":
         parts.append("unsupported: " + ", ".join(skipped))
@@ -260,6 +264,9 @@ def header_parts(r: Results) -> list[str]:
         f"seeds {', '.join(map(str, r.seed))}" if isinstance(r.seed, list) else f"seed {r.seed}")
     checks = r.kind == "check_grads"  # a team's functions: no profile or seed of gradcert's
     parts = [] if checks else [f"profile {r.profile}", seed]
+    if not checks:
+        c = r.conventions
+        parts.append(conventions_text(bool(c.get("strict")), str(c.get("range", "full"))))
     run = f"{fmt_num(r.graphs_checked, 'int')} {'inputs' if checks else 'graphs'} checked"
     if r.duration_s:
         run += f" in {r.duration_s:.1f} s"
