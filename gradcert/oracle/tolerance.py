@@ -339,7 +339,7 @@ def _linear(graph: Graph, u: float, dtype: str,
         vals[i] = out
         parts[i] = p
         fx = [fwd[a] for a in node.args]
-        rv, rd = op.rounding_counts(xs[0], exact=False)
+        rv, rd = op.rounding_counts(xs, exact=False)
         f = rv * u * abs(out)
         if not op.copies:
             f += rv * floor(out, xs, (*fx, 0.0))
