@@ -166,7 +166,8 @@ def test_reuse_after_backward(gradcert_check: Any) -> None:
         check.record.checked()
         wrong = [b for a, b, e, ta, tw in zip(first, after, ex.grad_f64, tol_a.grad, tol.grad,
                                               strict=True)
-                 if not (abs(b - a - e) <= ta + tw or abs(b - e) <= tw)]  # adds, or resets
+                 # adds (one more rounding: of the sum), or resets
+                 if not (abs(b - a - e) <= ta + tw + 2.0**-52 * abs(b) or abs(b - e) <= tw)]
         if not wrong:
             return
         exact = [fmt(e) for e in ex.grad_f64]
