@@ -191,8 +191,9 @@ def refusals(count: int) -> None:
     for g in graphs:
         try:
             exact_graph(g)
-        except Unresolved:
+        except Unresolved as e:
             refused += 1
+            print(f"refused: {e}\n  {g.to_json()}")
         except DomainError:
             domain += 1
     print(f"{len(graphs):,} graphs of gradcert.properties.strategies.graphs(): "

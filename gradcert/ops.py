@@ -80,8 +80,11 @@ class Op:
     ``jump`` across it) or ``"smooth"``. ``same`` is the exact result when
     both operands are one node: ``"zero"`` (a - a), ``"one"`` (a / a) or
     ``"first"`` (max(a, a)). ``overflow_sign`` is the sign of a value too large
-    for float64. ``open_range`` is an open interval the exact value never
-    leaves (sigmoid's (0, 1)): a value computed on its end is exactly inside.
+    for float64. ``partner`` is the op's inverse: ``op(partner(y)) == y`` exactly
+    wherever ``partner(y)`` is defined (exp and log), which the oracle uses
+    (``exp(log(y))`` is y, exactly) and the strategies chain. ``open_range`` is
+    an open interval the exact value never leaves (sigmoid's (0, 1)): a value
+    computed on its end is exactly inside.
     """
 
     name: str

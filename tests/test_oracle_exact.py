@@ -12,6 +12,7 @@ import importlib
 import math
 import struct
 import threading
+from fractions import Fraction
 
 import mpmath
 import pytest
@@ -451,6 +452,40 @@ def test_exact_ties_are_certified():
     # float64s, exact in the oracle, so ties-to-even gives 4.0 at the first precision
     ex = exact(lambda x, y: (x + y) ** 2.0, [1 + 2.0**-52, 1.0])
     assert ex.grad_f64 == (4.0, 4.0) and ex.precisions == (117,)
+
+
+def test_an_op_of_its_inverse_is_exact():
+    # exp(log(x)) + y = 2 + 2**-52 exactly, a midpoint: ties to even at the first
+    # precision, though exp(log(x)) is computed inexactly; d/dx is 1, exactly
+    for inner in (lambda x: x.log().exp(), lambda x: x.exp().log()):
+        ex = exact(lambda x, y, inner=inner: inner(x) + y, [1 + 2.0**-52, 1.0])
+        assert ex.value_f64 == 2.0 and ex.grad_f64 == (1.0, 1.0)
+        assert ex.precisions == (117,)
+    # d/dw of z * exp(log(w)) * 1.5 is 1.5 z, a midpoint: the pair passes it on exactly
+    z = 1.1427294100641462e-239
+    ex = exact(lambda w, z: z * (w.log().exp() * 1.5), [1.0, z])
+    assert ex.grad_f64 == (float(Fraction(3, 2) * Fraction(z)), 1.5)
+    assert ex.precisions == (117,)
+
+
+def test_rational_values_behind_exact_transcendental_ones():
+    # t / t is exactly 1 (t = tanh(...)); the gradient 2 (x - c) is a midpoint computed
+    # inexactly: exact fractions decide it without tanh's value
+    def f(x, y):
+        one = (y.tanh()) / (y.tanh())
+        return ((x - 9.020872523003689) ** 2.0 - (one + 2.6082813735081025)) / -2.0
+
+    x = 0.030913346701640698
+    ex = exact(f, [x, 0.5])
+    want = -(Fraction(x) - Fraction(9.020872523003689))
+    assert ex.grad_f64 == (float(want), 0.0)
+
+
+def test_a_bound_beyond_mpfr_from_a_cancellation_escalates():
+    # (c - 1e300) + 1e300 is c: at 117 bits its bound, 2**880, is fed to exp
+    ex = exact(lambda x: ((-9.315555409914769 - x) + x).exp(), [1e300])
+    assert ex.value_f64 == math.exp(-9.315555409914769) and ex.precisions[0] == 117
+    assert len(ex.precisions) > 1
 
 
 def test_tiny_partials_of_huge_inputs_are_bounded():

@@ -101,12 +101,16 @@ CONSTRUCTIONS = {
     "exp(exp(30))": (lambda x: x.exp().exp(), [30.0]),
     "sigmoid(-1e300 + 1)": (lambda x: (x + 1.0).sigmoid(), [-1e300]),
     "tanh' at 1e300 after a sum": (lambda x: (x + 1.0).tanh() * 2.0, [1e300]),
+    "(c - 1e300) + 1e300 into exp": (lambda x: ((-9.3 - x) + x).exp(), [1e300]),
     # exact ties and rounding midpoints
     "1 + 2**-53 (exact tie)": (lambda x, y: x + y, [1.0, 2.0**-53]),
     "(x + y)**2 tie": (lambda x, y: (x + y) ** 2.0, [1 + 2.0**-52, 1.0]),
     "sqrt of an exact square": (lambda x, y: ((x + y) * (x + y)) ** 0.5, [1.0, 2.0**-53]),
     "inexact midpoint exp(log)": (lambda x, y: (x + y).log().exp(), [1.0, 2.0**-53]),
     "x / y - 0.5 == 0": (lambda x, y: (x / y - 0.5) * 3.0 + x, [1.0, 2.0]),
+    "exp(log(x)) + y tie": (lambda x, y: x.log().exp() + y, [1 + 2.0**-52, 1.0]),
+    "log(exp(x)) * 1.5 tie": (lambda x, y: x.exp().log() * y * 1.5, [2.0, 1 + 2.0**-52]),
+    "t / t into a tie": (lambda x, y: (x - 9.02) ** 2.0 * (y.tanh() / y.tanh()), [0.031, 0.5]),
     "tie at 2**-1075": (lambda x: x * 0.5, [5e-324]),
     # subnormals
     "subnormal product": (lambda x, y: x * y * 1e-10, [1e-300, 3.0]),

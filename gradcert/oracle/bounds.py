@@ -112,6 +112,7 @@ number (see the module)."""
 _WHI = mpfr(2) ** 2**26  # the general pass's largest magnitude
 _LINEAR, _KINK = "linear", "kink"
 _ZEROS1, _ZEROS2 = (0.0,), (0.0, 0.0)
+_ONE = (1,)  # the partial of exp(log(y)) in y
 
 
 class Beyond(ArithmeticError):
@@ -147,6 +148,8 @@ class Step(NamedTuple):
     b: int  # its second operand's id, or -1
     same: bool  # both operands compute one number: the row's ``same`` holds
     facts: Facts  # its op's, with its constant
+    inverse: int  # y where the node is f(g(y)) and g is f's inverse (its row's partner), or
+    # -1: then its value is y's, and reverse mode passes its gradient to y (partial 1)
 
 
 @dataclass
@@ -209,9 +212,12 @@ def plan(graph: Graph) -> Plan:
         if len(args) == 2:
             a, b = args
             steps.append(new(Step, (i, a, b, got.op.same is not None and same[a] == same[b],
-                                    got)))
+                                    got, -1)))
         else:
-            steps.append(new(Step, (i, args[0], -1, False, got)))
+            inner = graph.nodes[args[0]]
+            inverse = inner.args[0] if got.op.partner is not None and \
+                inner.op == got.op.partner and inner.const is None else -1
+            steps.append(new(Step, (i, args[0], -1, False, got, inverse)))
     return Plan(steps, leaf_values, graph.leaves, screenable)
 
 
@@ -282,7 +288,7 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
     pmags: list[Any] = [()] * n  # |partials|, as the bounds' numbers
     perrs: list[Any] = [()] * n  # bounds on the partials' errors
     kinks: list[int] = []
-    for node, a, b, same, facts in p.steps:
+    for node, a, b, same, facts, inverse in p.steps:
         op, c, cf, fn, fixed, fixed_mags, rounds, guarded, domain, edge, variation, kink = facts
         x = values[a]
         ex = errs[a]
@@ -336,6 +342,9 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
             mc.inexact = False
             v, ps = fn(numbers, x, y) if binary else fn(numbers, x) if c is None \
                 else fn(numbers, x, c)
+            if inverse >= 0:  # exp(log(y)), log(exp(y)): exactly y, of partial 1 in y
+                v = values[inverse]
+                ps = _ONE
             values[node] = v
             parts[node] = ps
             if not track:
@@ -383,6 +392,8 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
                 kinks.append(node)
             if same and op.same != "first":
                 e = 0.0  # a - a, a / a: exact
+            if inverse >= 0:  # y's bound: the exact value is y's; the partial 1 is exact
+                e, m0, r0 = errs[inverse], 1.0, 0.0
             pm = (m0, m1) if binary else (m0,)
             pe = (r0, r1) if binary else (r0,)
         if screen:
@@ -421,14 +432,14 @@ def _reverse(p: Plan, prec: int, screen: bool, track: bool, mc: Any, values: lis
     grads: list[Any] = [None] * n
     gerrs: list[Any] = [0.0] * n
     grads[n - 1] = mpfr(1)
-    for i, a, b, _, _ in reversed(p.steps):
+    for i, a, b, _, _, inverse in reversed(p.steps):
         g = grads[i]
         if g is None:
             continue
         ge = gerrs[i]
         if not g and not ge:
             continue  # an exact zero gradient passes nothing on
-        args = (a, b) if b >= 0 else (a,)
+        args = (a, b) if b >= 0 else (inverse,) if inverse >= 0 else (a,)
         if not track:
             for a, q in zip(args, parts[i], strict=True):
                 t = g * q
@@ -508,6 +519,9 @@ def sides(p: Plan, r: Run) -> list[int | None]:
     for step in p.steps:
         i, op = step.node, step.facts.op
         v = r.values[i]
+        if step.inverse >= 0:
+            s[i] = s[step.inverse]  # exp(log(y)) is y
+            continue
         if not r.errs[i]:
             continue  # exact
         rng = op.open_range

@@ -37,9 +37,11 @@ instance ``tanh(x) - tanh(x) * 1.0``, which the oracle cannot tell from a
 tiny nonzero) can only be certified when its bound falls below float64's
 smallest subnormal; fed to log, relu, a non-integer power or a division it
 can never be, nor can an inexactly computed value that is exactly a float64
-midpoint (``exp(log(y))`` for such a y). Identical subexpressions are
+midpoint (``(y ** 0.5) ** 2.0`` for such a y; where every op it depends on is
+rational, exact fractions decide it). Identical subexpressions are
 recognised, so ``a - a``, ``a / a`` and ``max(a, a)`` of one node or of two
-structurally identical nodes are exact. A result beyond float64's range
+structurally identical nodes are exact, and so is an op of its inverse
+(``exp(log(y))`` is y). A result beyond float64's range
 rounds to +-inf and sets :attr:`Exact.overflow`; it must not be compared as
 a number.
 
@@ -241,8 +243,16 @@ def exact_graph(graph: Graph, *, prec: int | None = None, max_prec: int = MAX_PR
             p = min(p, max_prec)
             last = p >= max_prec
             tried.append(p)
-            run = (bounds.run(plan, p, screen=True) if screen else None) or \
-                bounds.run(plan, p, screen=False)
+            try:
+                run = (bounds.run(plan, p, screen=True) if screen else None) or \
+                    bounds.run(plan, p, screen=False)
+            except Beyond:
+                if last:
+                    raise
+                # a bound beyond MPFR's range may come from a cancellation that more
+                # bits make exact ((c - 1e300) + 1e300 into exp): escalate
+                p = 53 + 2 * (p - 53)
+                continue
             assert run is not None
             if run.doubt is not None:
                 node, reason = run.doubt
@@ -251,7 +261,7 @@ def exact_graph(graph: Graph, *, prec: int | None = None, max_prec: int = MAX_PR
                 p = 53 + 2 * (p - 53)
                 continue
             missing, where, what, vf, gf = _certify(plan, run)
-            if missing > 0 and last and _rational(graph, run, vf, gf):
+            if missing > 0 and last and _rational(graph, plan, run, vf, gf):
                 missing = 0
             if missing <= 0:
                 return _result(graph, run, tuple(tried), True, vf, gf)
@@ -320,7 +330,8 @@ def _certify(plan: bounds.Plan, run: Run) -> tuple[float, int | None, str, list[
 
 # A last resort: a value or gradient that is a rounding midpoint exactly, but
 # computed inexactly (3 / (2 / x) is 1.5 x), is certified by no bound. Where every
-# op it depends on is rational (the rows' eval uses no function of ``ns``), it is
+# op it depends on is rational (the rows' eval uses no function of ``ns``), or was
+# computed exactly by the run (its bound is 0: ``exp(log(y)) - 3``), it is
 # computed exactly in fractions, by the same row formulas, and rounded exactly.
 
 _BIGGEST = 1 << 16  # numerators and denominators beyond this many bits: give up
@@ -333,13 +344,26 @@ class _NoFunctions:
         raise ArithmeticError(name)
 
 
-def _rational(graph: Graph, run: Run, values_f64: list[float], grad_f64: list[float]) -> bool:
+def _checked(*qs: Any) -> None:
+    for q in qs:
+        if type(q) not in (Fraction, int) or (type(q) is Fraction and max(
+                q.numerator.bit_length(), q.denominator.bit_length()) > _BIGGEST):
+            raise ArithmeticError("not a small fraction")
+
+
+def _rational(graph: Graph, plan: bounds.Plan, run: Run, values_f64: list[float],
+              grad_f64: list[float]) -> bool:
     """Round every value and gradient the run left uncertified (marked by
     ``_UNCERTIFIED`` in the lists) from exact fractions, in place; False if one
     of them depends on an op that is not rational or on fractions too large."""
     ns = _NoFunctions()
     vals: list[Any] = [None] * len(graph.nodes)
-    parts: list[Any] = [()] * len(graph.nodes)
+    parts: list[Any] = [None] * len(graph.nodes)
+
+    def operands(j: int) -> list[Any]:
+        node = graph.nodes[j]
+        got = [vals[a] for a in node.args]
+        return got + [Fraction(node.const)] if node.const is not None else got
 
     def value(i: int) -> Any:
         """Node i's exact value (and its ancestors', into vals), or raise."""
@@ -354,33 +378,46 @@ def _rational(graph: Graph, run: Run, values_f64: list[float], grad_f64: list[fl
                 vals[j] = Fraction(cast(float, node.value))
                 stack.pop()
                 continue
+            if not run.errs[j]:  # the run computed it exactly
+                vals[j] = Fraction(*run.values[j].as_integer_ratio())
+                _checked(vals[j])
+                stack.pop()
+                continue
             todo = [a for a in node.args if vals[a] is None]
             if todo:
                 stack.extend(todo)
                 continue
-            operands = [vals[a] for a in node.args]
-            if node.const is not None:
-                operands.append(Fraction(node.const))
-            v, ps = OPS[node.op].eval(ns, *operands)
-            for q in (v, *ps):
-                if type(q) not in (Fraction, int) or (type(q) is Fraction and max(
-                        q.numerator.bit_length(), q.denominator.bit_length()) > _BIGGEST):
-                    raise ArithmeticError(node.op)
+            v, ps = OPS[node.op].eval(ns, *operands(j))
+            _checked(v, *ps)
             vals[j], parts[j] = v, ps
             stack.pop()
         return vals[i]
+
+    def partials(j: int) -> Any:
+        node = graph.nodes[j]
+        if len(node.args) == 2 and node.args[0] == node.args[1] and \
+                OPS[node.op].same in ("zero", "one"):
+            return (0, 0)  # a - a and a / a do not move with a: no need of a's value
+        if parts[j] is None:
+            for a in graph.nodes[j].args:
+                value(a)
+            parts[j] = OPS[graph.nodes[j].op].eval(ns, *operands(j))[1]
+            _checked(*parts[j])
+        return parts[j]
 
     try:
         for i, f in enumerate(values_f64):
             if f is _UNCERTIFIED:
                 values_f64[i] = _float(value(i))
         if any(f is _UNCERTIFIED for f in grad_f64):
-            value(len(graph.nodes) - 1)
             adj = [Fraction(0)] * len(graph.nodes)
             adj[-1] = Fraction(1)
+            inverse = {step.node: step.inverse for step in plan.steps if step.inverse >= 0}
             for i in range(len(graph.nodes) - 1, -1, -1):
-                if adj[i] and graph.nodes[i].op != "leaf":
-                    for a, q in zip(graph.nodes[i].args, parts[i], strict=True):
+                if adj[i] and i in inverse:
+                    adj[inverse[i]] += adj[i]  # exp(log(y)): partial 1 in y
+                elif adj[i] and graph.nodes[i].op != "leaf":
+                    for a, q in zip(graph.nodes[i].args, partials(i), strict=True):
                         adj[a] += adj[i] * q
             for k, leaf in enumerate(graph.leaves):
                 if grad_f64[k] is _UNCERTIFIED:
