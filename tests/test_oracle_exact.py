@@ -488,6 +488,19 @@ def test_a_bound_beyond_mpfr_from_a_cancellation_escalates():
     assert len(ex.precisions) > 1
 
 
+def test_vanishing_gradients_are_certified_at_the_first_precision():
+    # the gradient halves at each of 1,600 steps, far below float64's range: the
+    # screen's float bounds underflow there, and are computed again in MPFR
+    # (an absolute slack per term instead made this escalate to thousands of bits)
+    def f(x):
+        for _ in range(1600):
+            x = x.tanh() * 0.5
+        return x + 0.0
+
+    ex = exact(f, [0.7])
+    assert ex.grad_f64 == (0.0,) and ex.value_f64 == 0.0 and ex.precisions == (117,)
+
+
 def test_tiny_partials_of_huge_inputs_are_bounded():
     # tanh'(1e300) = 4 e / (1 + e)**2 with e = exp(-2e300): far below 2**-(2**50)
     ex = exact(lambda x: x.tanh() * 2.0 + x.sigmoid(), [1e300])

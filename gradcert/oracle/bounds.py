@@ -29,6 +29,11 @@ Stability of Numerical Algorithms*, section 3.3). Why each bound holds:
   is certain, and a rule's ``near(x) = |x| - e`` is known to a few
   roundings, relative. Otherwise the run is marked doubtful (a higher
   precision decides) and no domain error is raised.
+- **Exact identities.** ``a - a`` and ``a / a`` of one number (the row's
+  ``same``) are exact, and so is an op of its inverse (the row's
+  ``partner``): the exact value of ``exp(log(y))`` is y's, so the node takes
+  y's value and bound, and reverse mode passes its gradient straight to y
+  with the exact partial 1 (the chain rule through the pair).
 - **Reverse mode.** A term ``g * p`` is off by |p| e_g + (|g| + e_g) e_p and
   its rounding; each sum by its rounding too.
 - **MPFR's range.** MPFR's exponents reach 2**(+-2**30). The general pass
@@ -72,8 +77,8 @@ where it comes out below (from nonzero inputs), it is computed again in MPFR
 at ``p`` bits, as is every term of a node whose gradient is below ``FLOOR``
 or whose bound is an MPFR number: nothing underflows there before MPFR's own
 range, and a flag raised there sends the pass to the general one. Gradients
-and their bounds stay below 2**400, so no term overflows. Outside that, or when MPFR
-raises a flag, the screen gives up and the general pass, whose bounds are
+and their bounds stay below 2**400, so no term overflows. Outside that, or
+when MPFR raises a flag, the screen gives up and the general pass, whose bounds are
 MPFR numbers of any exponent within MPFR's range, decides at the same
 precision.
 """
