@@ -22,7 +22,9 @@ results are converted to mpf only when first read (Exact.value, .grad,
 repository's, extracted with ``git archive`` to a temporary directory) in a
 child process, on the same graphs, with the reference engine timed again in
 that process: its ratio to the reference sits beside this tree's, and
-"this / REV" is the quotient of the two ratios. Run:
+"this / REV" is the quotient of the two ratios. Measurements run in
+``--rounds`` rounds (3), this tree and REV alternating, and each time is the
+best over the rounds. Run:
 
     python bench/bench_oracle.py                  # add --sizes 10 100 to choose sizes
     python bench/bench_oracle.py --against c931e6d
@@ -201,6 +203,13 @@ def refusals(count: int) -> None:
           f"in exact arithmetic; {time.perf_counter() - t:.1f} s")
 
 
+def _best(runs) -> dict:
+    """The fastest of each time over rounds."""
+    runs = list(runs)
+    return {key: min(r[key] for r in runs) if key != "precisions" else runs[0][key]
+            for key in runs[0]}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
@@ -208,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="nodes of the deep chain (0: none)")
     parser.add_argument("--against", metavar="REV", default=None,
                         help="also time the oracle of this git revision")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of measurement, alternating with REV (the best counts)")
     parser.add_argument("--refusals", type=int, metavar="N", default=0,
                         help="count the oracle's refusals on N of the strategies' graphs")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -234,9 +245,16 @@ def main(argv: list[str] | None = None) -> None:
         rule += "---:|---:|"
     print(head)
     print(rule)
-    old = against(args.against, [g for _, g in cases]) if args.against else None
-    for k, (name, g) in enumerate(cases):
-        got = measure(g)
+    graphs = [g for _, g in cases]
+    olds: list[list[dict]] = []
+    news: list[list[dict]] = []
+    for _ in range(args.rounds):  # this tree and REV alternate: both see the same load
+        if args.against:
+            olds.append(against(args.against, graphs))
+        news.append([measure(g) for g in graphs])
+    old = [_best(r[k] for r in olds) for k in range(len(graphs))] if olds else None
+    for k, (name, _) in enumerate(cases):
+        got = _best(r[k] for r in news)
         ratio = got["certified"] / got["reference"]
         line = (f"| {name} | {got['reference'] * 1e3:.2f} | {got['certified'] * 1e3:.2f} "
                 f"| {ratio:.1f}x | {got['certified'] / got['plain']:.2f}x "
