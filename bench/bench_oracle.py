@@ -2,46 +2,58 @@
 
 For seeded random graphs of 10, 100, 1,000 and 10,000 nodes (well-conditioned:
 mixed add, sub, mul, div, mulc, powc, log, exp, tanh, sigmoid, relu with heavy
-sharing), prints the time of
+sharing) and a deep chain of ``(acc * u + (u * u).exp().log()) * 0.5`` steps
+(1,000 nodes, transcendental-heavy, its gradient shrinking along the chain),
+prints the time of
 
 - the reference engine (gradcert.engine.Value) building the graph and running
   backward, from Python source made by gradcert.graph.to_python;
-- the oracle with certification and precision escalation (exact_graph), on
-  gmpy2's mpfr numbers (the default when gmpy2 is installed: its fast pass,
-  float error bounds, with the general pass behind it) and on mpmath's mpf
-  alone (the fallback without gmpy2; mpmath still over gmpy2 here);
-- the oracle as one plain reverse-mode pass at 117 bits, no error tracking and
-  no escalation (exact_graph(graph, prec=117): the general pass), on mpfr;
+- the certified oracle (exact_graph): error bounds, certification and
+  precision escalation, its float-bound screen first;
+- the oracle as one plain reverse-mode pass at 117 bits, no error bounds and
+  no escalation (exact_graph(graph, prec=117));
 
 each the best of several repeats, and the ratios. Every oracle time includes
 planning the graph and certifying every value and leaf gradient; the exact
 results are converted to mpf only when first read (Exact.value, .grad,
-.values), which the benchmark does not do. Run:
+.values), which the benchmark does not do.
 
-    python bench/bench_oracle.py            # add --sizes 10 100 to choose sizes
-    MPMATH_NOGMPY=1 python bench/bench_oracle.py   # the mpf column without gmpy2
+``--against REV`` also times the oracle of the git revision REV (the
+repository's, extracted with ``git archive`` to a temporary directory) in a
+child process, on the same graphs, with the reference engine timed again in
+that process: its ratio to the reference sits beside this tree's, and
+"this / REV" is the quotient of the two ratios. Measurements run in
+``--rounds`` rounds (3), this tree and REV alternating, and each time is the
+best over the rounds. Run:
+
+    python bench/bench_oracle.py                  # add --sizes 10 100 to choose sizes
+    python bench/bench_oracle.py --against c931e6d
+    python bench/bench_oracle.py --sizes 100000   # one 100,000-node graph, certified
+    python bench/bench_oracle.py --refusals 3000  # how many of the strategies' graphs
+                                                  # the oracle refuses (Unresolved)
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import importlib
+import json
 import math
+import os
 import random
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-import mpmath
-
-from gradcert.engine import Value
-from gradcert.graph import Graph, Node, to_python
-from gradcert.oracle import exact_graph
-
-oracle_exact = importlib.import_module("gradcert.oracle.exact")
+HERE = Path(__file__).resolve().parent
 
 
-def random_graph(n: int, seed: int = 0) -> Graph:
+def random_graph(n: int, seed: int = 0):
     """A well-conditioned random DAG of n nodes, 4 leaves, float64-finite everywhere."""
+    from gradcert.graph import Graph, Node
+
     rng = random.Random(seed)
     nodes = [Node.leaf(rng.uniform(0.5, 2.0)) for _ in range(4)]
     vals = [nd.value for nd in nodes]
@@ -76,7 +88,23 @@ def random_graph(n: int, seed: int = 0) -> Graph:
     return Graph(tuple(nodes))
 
 
-def reference_runner(graph: Graph):
+def deep_chain(n: int):
+    """About n nodes of ``acc = (acc * u + (u * u).exp().log()) * 0.5`` (6 per step)."""
+    from gradcert.graph import trace
+
+    def f(x, u):
+        acc = x
+        for _ in range(max(1, (n - 2) // 6)):
+            acc = (acc * u + (u * u).exp().log()) * 0.5
+        return acc
+
+    return trace(f, [0.7, 1.3])
+
+
+def reference_runner(graph):
+    from gradcert.engine import Value
+    from gradcert.graph import to_python
+
     namespace: dict = {}
     exec(to_python(graph), namespace)
     build = namespace["build"]
@@ -97,31 +125,144 @@ def best(f, repeats: int) -> float:
     return min(times)
 
 
+def _repeats(n: int) -> int:
+    return max(3, min(50, 20000 // n))
+
+
+def measure(graph, *, plain: bool = True) -> dict:
+    """Times (seconds) of the reference engine, the certified oracle and one plain pass."""
+    from gradcert.oracle import exact_graph
+
+    repeats = _repeats(len(graph))
+    gc.collect()
+    got = {"reference": best(reference_runner(graph), repeats * 4)}
+    ex = exact_graph(graph)
+    got["certified"] = best(lambda: exact_graph(graph), repeats)
+    if plain:
+        got["plain"] = best(lambda: exact_graph(graph, prec=117), repeats)
+    got["precisions"] = list(ex.precisions)
+    return got
+
+
+def _worker(path: str) -> None:
+    """Child process of --against: time the revision's oracle on the graphs in ``path``."""
+    from gradcert.graph import Graph
+
+    out = [measure(Graph.from_json(text), plain=False)
+           for text in json.loads(Path(path).read_text())]
+    print(json.dumps(out))
+
+
+def against(rev: str, graphs: list) -> list[dict]:
+    """Times of the oracle of git revision ``rev`` on ``graphs``, in a child process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        tree.mkdir()
+        archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", rev],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        data = Path(tmp) / "graphs.json"
+        data.write_text(json.dumps([g.to_json() for g in graphs]))
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        done = subprocess.run([sys.executable, str(HERE / "bench_oracle.py"), "--worker",
+                               str(data)], check=True, capture_output=True, text=True,
+                              env=env, cwd=tmp)
+    return json.loads(done.stdout)
+
+
+def refusals(count: int) -> None:
+    """Print how many of ``count`` graphs of the suite's strategies (derandomized) the
+    oracle refuses, and how many leave an op's domain in exact arithmetic."""
+    from hypothesis import HealthCheck, given, settings
+
+    from gradcert.graph import DomainError
+    from gradcert.oracle import Unresolved, exact_graph
+    from gradcert.properties import strategies as gs
+
+    graphs: list = []
+
+    @settings(database=None, derandomize=True, max_examples=count, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(gs.graphs())
+    def collect(g) -> None:
+        graphs.append(g)
+
+    collect()
+    refused = domain = 0
+    t = time.perf_counter()
+    for g in graphs:
+        try:
+            exact_graph(g)
+        except Unresolved as e:
+            refused += 1
+            print(f"refused: {e}\n  {g.to_json()}")
+        except DomainError:
+            domain += 1
+    print(f"{len(graphs):,} graphs of gradcert.properties.strategies.graphs(): "
+          f"{refused} refused ({refused / len(graphs):.3%}), {domain} out of an op's domain "
+          f"in exact arithmetic; {time.perf_counter() - t:.1f} s")
+
+
+def _best(runs) -> dict:
+    """The fastest of each time over rounds."""
+    runs = list(runs)
+    return {key: min(r[key] for r in runs) if key != "precisions" else runs[0][key]
+            for key in runs[0]}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
+    parser.add_argument("--chain", type=int, default=1000,
+                        help="nodes of the deep chain (0: none)")
+    parser.add_argument("--against", metavar="REV", default=None,
+                        help="also time the oracle of this git revision")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of measurement, alternating with REV (the best counts)")
+    parser.add_argument("--refusals", type=int, metavar="N", default=0,
+                        help="count the oracle's refusals on N of the strategies' graphs")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        _worker(args.worker)
+        return
+    if args.refusals:
+        refusals(args.refusals)
+        return
+    import mpmath
+
+    cases = [(f"random {n:,}", random_graph(n, seed=n)) for n in args.sizes]
+    if args.chain:
+        cases.append((f"deep chain {len(deep_chain(args.chain)):,}", deep_chain(args.chain)))
     print(f"mpmath {mpmath.__version__}, backend {mpmath.libmp.BACKEND}; "
           "times are the best of several runs, in ms")
     print()
-    print("| nodes | reference f64 fwd+bwd | certified, mpfr | certified, mpf "
-          "| 1 pass @117 bits, mpfr | certified mpfr / reference | certified mpf / reference "
-          "| certified / 1 pass (mpfr) | precisions |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    gc.collect()
-    for n in args.sizes:
-        g = random_graph(n, seed=n)
-        repeats = max(3, min(50, 20000 // n))
-        ref = best(reference_runner(g), repeats * 4)
-        with oracle_exact._numbers(True):
-            ex = exact_graph(g)
-            cert = best(lambda g=g: exact_graph(g), repeats)
-            plain = best(lambda g=g: exact_graph(g, prec=117), repeats)
-        with oracle_exact._numbers(False):
-            slow = best(lambda g=g: exact_graph(g), max(3, repeats // 3))
-        print(f"| {n:,} | {ref * 1e3:.2f} | {cert * 1e3:.2f} | {slow * 1e3:.2f} "
-              f"| {plain * 1e3:.2f} | {cert / ref:.1f}x | {slow / ref:.1f}x "
-              f"| {cert / plain:.2f}x | {', '.join(map(str, ex.precisions))} |")
+    head = ("| graph | reference f64 fwd+bwd | certified oracle | certified / reference "
+            "| certified / 1 plain pass @117 bits | precisions |")
+    rule = "|---|---:|---:|---:|---:|---|"
+    if args.against:
+        head += f" {args.against}: certified / reference | this / {args.against} |"
+        rule += "---:|---:|"
+    print(head)
+    print(rule)
+    graphs = [g for _, g in cases]
+    olds: list[list[dict]] = []
+    news: list[list[dict]] = []
+    for _ in range(args.rounds):  # this tree and REV alternate: both see the same load
+        if args.against:
+            olds.append(against(args.against, graphs))
+        news.append([measure(g) for g in graphs])
+    old = [_best(r[k] for r in olds) for k in range(len(graphs))] if olds else None
+    for k, (name, _) in enumerate(cases):
+        got = _best(r[k] for r in news)
+        ratio = got["certified"] / got["reference"]
+        line = (f"| {name} | {got['reference'] * 1e3:.2f} | {got['certified'] * 1e3:.2f} "
+                f"| {ratio:.1f}x | {got['certified'] / got['plain']:.2f}x "
+                f"| {', '.join(map(str, got['precisions']))} |")
+        if old is not None:
+            o = old[k]["certified"] / old[k]["reference"]
+            line += f" {o:.1f}x | {ratio / o:.2f} |"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

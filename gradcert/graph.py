@@ -268,15 +268,17 @@ def canonical(graph: Graph) -> list[int]:
     """
     first: dict[tuple[Any, ...], int] = {}
     same: list[int] = []
+    commutes = {name for name, op in OPS.items() if op.commutative}
     for i, node in enumerate(graph.nodes):
-        if node.op == "leaf":
+        op, args, c = node.op, node.args, node.const
+        if op == "leaf":
             v = cast(float, node.value)
-            key: tuple[Any, ...] = ("leaf", v, math.copysign(1.0, v))
+            key: tuple[Any, ...] = (v, math.copysign(1.0, v)) if not v else (v,)
+        elif len(args) == 1:
+            key = (op, same[args[0]], c, c is not None and not c and math.copysign(1.0, c))
         else:
-            args = [same[a] for a in node.args]
-            if OPS[node.op].commutative:
-                args.sort()
-            key = (node.op, *args, node.const)
+            a, b = same[args[0]], same[args[1]]
+            key = (op, b, a) if b < a and op in commutes else (op, a, b)
         same.append(first.setdefault(key, i))
     return same
 

@@ -17,7 +17,10 @@ tests:
 - **what the oracle needs**: ``kind``, the operand and point where its domain
   test flips (``edge``), how many correctly rounded operations ``eval`` takes
   (``roundings``), and ``variation``, a bound on how far each partial moves
-  over its operands' error intervals, with its soundness argument beside it;
+  over its operands' error intervals, with its soundness argument beside it
+  (``eval`` and ``variation`` multiply any intermediate result by at most 8
+  factors on its way to a value, partial or bound: the oracle's bound on
+  what an underflow moves rests on it);
 - **what the tolerance model needs**: the roundings a correct float engine's
   value and derivative may carry (``float_roundings``), the partials as
   engines compute them from the rounded output (``output_form``) and how far
@@ -87,7 +90,11 @@ class Op:
     ``jump`` across it) or ``"smooth"``. ``same`` is the exact result when
     both operands are one node: ``"zero"`` (a - a), ``"one"`` (a / a) or
     ``"first"`` (max(a, a)). ``overflow_sign`` is the sign of a value too large
-    for float64.
+    for float64. ``partner`` is the op's inverse: ``op(partner(y)) == y`` exactly
+    wherever ``partner(y)`` is defined (exp and log), which the oracle uses
+    (``exp(log(y))`` is y, exactly) and the strategies chain. ``open_range`` is
+    an open interval the exact value never leaves (sigmoid's (0, 1)): a value
+    computed on its end is exactly inside.
     """
 
     name: str
@@ -106,6 +113,7 @@ class Op:
     variation: Rule = _constant_partials
     switch: Callable[..., Any] | None = None
     jump: float = 0.0
+    open_range: tuple[float, float] | None = None
     # the tolerance model
     float_roundings: Roundings = (1, 0)
     output_form: Callable[..., tuple[Any, ...] | None] | None = None
@@ -155,6 +163,11 @@ class Op:
         return r(operands) if callable(r) else r
 
     @property
+    def has_domain(self) -> bool:
+        """Whether some real operands are outside the op's domain."""
+        return self.domain is not _everywhere
+
+    @property
     def copies(self) -> bool:
         """Whether its result is an operand or a sum of operands (no product): exact
         below the normal range, where products and functions underflow."""
@@ -173,9 +186,22 @@ class Op:
 # zero error zero (0 * inf is no error, not nan); ``_inv(0)`` is inf.
 
 
+# The interval is widened by a relative 2**-20: a bound computed in floating
+# point may fall short of the exact one by far less than that, so the extremes
+# here stay extremes of the exact interval (the oracle's soundness argument,
+# gradcert/oracle/bounds.py, rests on it; the tolerance model does not notice).
+_WIDE = 1 + 2.0**-20
+
+
 def _near(m: Any, e: Any) -> Any:
     """The smallest |x + d| for |d| <= e, given m = |x|: 0 when the interval reaches 0."""
+    e = e * _WIDE
     return m - e if e < m else 0 * m
+
+
+def _far(m: Any, e: Any) -> Any:
+    """The largest |x + d| for |d| <= e, given m = |x|."""
+    return m + e * _WIDE
 
 
 def _inv(m: Any) -> Any:
@@ -186,22 +212,10 @@ def _times(e: Any, k: Any) -> Any:
     return e * k if e else 0 * e
 
 
-def _sech2(ns: Any, z: Any) -> Any:
-    """sech(z)**2 without overflow (tanh' at z)."""
-    t = ns.exp(-2 * abs(z))
-    return 4 * t / ((1 + t) * (1 + t))
-
-
-def _sigmoid_prime(ns: Any, z: Any) -> Any:
-    """s(z) * (1 - s(z)) without overflow."""
-    t = ns.exp(-abs(z))
-    return t / ((1 + t) * (1 + t))
-
-
 def _pow_sup(m: Any, e: Any, k: Any) -> Any:
     """The largest |x + d| ** k for |d| <= e, given m = |x|."""
     if k >= 0:
-        return (m + e) ** k
+        return _far(m, e) ** k
     near = _near(m, e)
     return near ** k if near > 0 else math.inf
 
@@ -223,11 +237,12 @@ def _div_variation(ns: Any, xs: Any, es: Any, c: Any, out: Any, ps: Any) -> tupl
     # 1/y moves by |d|/(|y| |y + d|) <= ey / near(y)**2; x/y**2 moves by at most
     # ex / near(y)**2 + |x + dx| |1/y**2 - 1/(y + d)**2|, and the latter is at most
     # far(x) ey (2|y| + ey) / (y**2 near**2) <= 2 far(x) ey / near**3.
-    x, y = xs
     ex, ey = es
-    ny = _inv(_near(abs(y), ey))
-    return (_times(ey, ny * ny),
-            _times(ex, ny * ny) + _times(ey, 2 * (abs(x) + ex) * ny * ny * ny))
+    near = abs(xs[1]) - ey * _WIDE
+    if not near > 0:
+        return (math.inf if ey else 0 * ey, math.inf)
+    ny2 = 1 / (near * near)
+    return (ey * ny2, ex * ny2 + ey * 2 * (abs(xs[0]) + ex * _WIDE) * ny2 / near)
 
 
 def _div_output(ns: Any, x: Any, y: Any, out: Any) -> tuple[Any, ...]:
@@ -240,7 +255,7 @@ def _div_output_error(ns: Any, xs: Any, es: Any, c: Any, out: Any, fo: Any,
     x, y = xs
     ny = _inv(_near(abs(y), es[1]))
     return (_times(es[1], ny * ny),
-            _times(fo, ny) + _times(es[1], (abs(out) + fo) * ny * _inv(abs(y))))
+            _times(fo, ny) + _times(es[1], _far(abs(out), fo) * ny * _inv(abs(y))))
 
 
 def _divc_domain(x: Any, c: Any) -> str | None:
@@ -266,7 +281,7 @@ def _rdivc_output_error(ns: Any, xs: Any, es: Any, c: Any, out: Any, fo: Any,
                         u: float) -> tuple[Any, ...]:
     # -out/x from the rounded out, as in div
     nx = _inv(_near(abs(xs[0]), es[0]))
-    return (_times(fo, nx) + _times(es[0], (abs(out) + fo) * nx * _inv(abs(xs[0]))),)
+    return (_times(fo, nx) + _times(es[0], _far(abs(out), fo) * nx * _inv(abs(xs[0]))),)
 
 
 # x ** c: the value, and the partial as c * (out / x): two roundings on the
@@ -318,7 +333,7 @@ def _powc_output_error(ns: Any, xs: Any, es: Any, c: Any, out: Any, fo: Any,
     if x == 0:
         return (0 * fo,)
     nx = _inv(_near(abs(x), es[0]))
-    return (_times(fo, abs(c) * nx) + _times(es[0], abs(c) * (abs(out) + fo) * nx
+    return (_times(fo, abs(c) * nx) + _times(es[0], abs(c) * _far(abs(out), fo) * nx
                                                * _inv(abs(x))),)
 
 
@@ -348,8 +363,9 @@ def _log_domain(x: Any) -> str | None:
 
 def _log_variation(ns: Any, xs: Any, es: Any, c: Any, out: Any, ps: Any) -> tuple[Any, ...]:
     # |1/(x + d) - 1/x| = |d| / (|x| |x + d|) <= e / (|x| near(x))
-    m = abs(xs[0])
-    return (_times(es[0], _inv(_near(m, es[0])) * _inv(m)),)
+    m, e = abs(xs[0]), es[0]
+    near = m - e * _WIDE
+    return (e / (m * near) if near > 0 else math.inf if e else 0 * e,)
 
 
 def _exp(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
@@ -358,8 +374,10 @@ def _exp(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
 
 
 def _exp_variation(ns: Any, xs: Any, es: Any, c: Any, out: Any, ps: Any) -> tuple[Any, ...]:
-    # |exp(x + d) - exp(x)| <= exp(x) (exp(e) - 1); exp(x) is the value
-    return (_times(ns.expm1(es[0]), abs(out)),)
+    # |exp(x + d) - exp(x)| <= exp(x) (exp(e) - 1) = exp(x + e) (1 - exp(-e)), and
+    # 1 - exp(-e) <= min(1, e): finite where exp(e) is not, tiny where exp(x) is
+    e = es[0]
+    return (ns.exp(xs[0] + e * _WIDE) * min(e, 1) if e else 0 * e,)
 
 
 def _exp_output_error(ns: Any, xs: Any, es: Any, c: Any, out: Any, fo: Any,
@@ -372,7 +390,8 @@ def _relu(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
 
 
 def _tanh(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
-    # tanh' = sech^2 = 4e/(1 + e)^2 with e = exp(-2|x|): no cancellation at any x
+    # tanh' = sech^2 = 4e/(1 + e)^2 with e = exp(-2|x|): no cancellation at any x.
+    # Relative errors: e one rounding, 1 + e 1.5, its square 4, the quotient 6
     e = ns.exp(-2 * abs(x))
     d = 1 + e
     return ns.tanh(x), (4 * e / (d * d),)
@@ -380,9 +399,12 @@ def _tanh(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
 
 def _tanh_variation(ns: Any, xs: Any, es: Any, c: Any, out: Any, ps: Any) -> tuple[Any, ...]:
     # |(sech^2)'| = 2 |tanh| sech^2: |tanh| grows with |x| and sech^2 shrinks, so over
-    # the interval it is at most 2 tanh(far) sech^2(near)
+    # the interval it is at most 2 tanh(far) sech^2(near); and sech^2 in (0, 1] moves
+    # by less than its largest value, sech^2(near)
     m, e = abs(xs[0]), es[0]
-    return (_times(e, 2 * ns.tanh(m + e) * _sech2(ns, _near(m, e))),)
+    w = e * _WIDE
+    t = ns.exp(-2 * (m - w)) if m > w else 1  # sech^2(near) = 4t/(1 + t)^2
+    return (min(2 * e * ns.tanh(m + w), 1) * 4 * t / ((1 + t) * (1 + t)),)
 
 
 def _tanh_output(ns: Any, x: Any, out: Any) -> tuple[Any, ...]:
@@ -403,9 +425,12 @@ def _sigmoid(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
 
 def _sigmoid_variation(ns: Any, xs: Any, es: Any, c: Any, out: Any,
                        ps: Any) -> tuple[Any, ...]:
-    # |(s(1 - s))'| = s(1 - s) |1 - 2s| and |1 - 2s| = tanh(|x|/2) grows with |x|
+    # |(s(1 - s))'| = s(1 - s) |1 - 2s| and |1 - 2s| = tanh(|x|/2) grows with |x|; and
+    # s(1 - s) > 0 moves by less than its largest value, s'(near)
     m, e = abs(xs[0]), es[0]
-    return (_times(e, _sigmoid_prime(ns, _near(m, e)) * ns.tanh((m + e) / 2)),)
+    w = e * _WIDE
+    t = ns.exp(-(m - w)) if m > w else 1  # s'(near) = t/(1 + t)^2
+    return (min(e * ns.tanh((m + w) / 2), 1) * t / ((1 + t) * (1 + t)),)
 
 
 def _sigmoid_output(ns: Any, x: Any, out: Any) -> tuple[Any, ...]:
@@ -489,7 +514,7 @@ _ROWS = [
        edges=(1e-300, 2.2250738585072014e-308, 1e-10, 1 + 2**-52, 1 - 2**-53, 1e300,
               1.7976931348623157e308, math.e, 0.5, 1e-16),
        chain_leaf="positive", partner="exp", safe_chain=(2.0, None), function="log"),
-    Op("exp", 1, False, "{0}.exp()", _exp, variation=_exp_variation,
+    Op("exp", 1, False, "{0}.exp()", _exp, variation=_exp_variation, open_range=(0.0, math.inf),
        float_roundings=(2, 2), output_form=lambda ns, x, out: (out,),
        output_error=_exp_output_error,
        edges=(700.0, 709.0, 709.78, -700.0, -745.0, -708.4, 1e-10, -1e-10, 88.7, -88.7,
@@ -500,10 +525,11 @@ _ROWS = [
        edges=(1e-300, -1e-300, 5e-324, -5e-324, 1e300, -1e300), chain_leaf="positive",
        function="relu"),
     Op("tanh", 1, False, "{0}.tanh()", _tanh, roundings=(1, 7), variation=_tanh_variation,
+       open_range=(-1.0, 1.0),
        float_roundings=(4, 5), output_form=_tanh_output, output_error=_tanh_output_error,
        edges=(20.0, -20.0, 35.0, -35.0, 400.0, -400.0, 19.0, 1e-8, -1e-8, 710.0, 1e300),
        function="tanh"),
-    Op("sigmoid", 1, False, "{0}.sigmoid()", _sigmoid, roundings=(4, 6),
+    Op("sigmoid", 1, False, "{0}.sigmoid()", _sigmoid, roundings=(4, 6), open_range=(0.0, 1.0),
        variation=_sigmoid_variation,
        float_roundings=(4, 5), output_form=_sigmoid_output,
        output_error=_sigmoid_output_error,

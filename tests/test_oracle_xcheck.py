@@ -1,0 +1,206 @@
+"""The oracle never certifies a wrong number: checked against tests/xcheck.py.
+
+xcheck is written from the math and shares no code with the oracle: mpmath at
+3000 bits and more, its own reverse mode over textbook derivatives, its own
+rounding, and precision doubling until two runs agree. Wherever the oracle
+certifies a value or gradient, that float64 must be the reference's; it may
+refuse (Unresolved). Checked on generated graphs (the suite's strategies and
+a generator biased to cancellation and domain edges), on adversarial
+constructions (huge and tiny exponents, nodes beyond MPFR's exponent range,
+exact ties and rounding midpoints, subnormals, cancellations, deep chains).
+The five defects the oracle once had are in test_oracle_defects.py.
+
+The refusal rate on the strategies' graphs is measured here too:
+``python -m pytest tests/test_oracle_xcheck.py -k refusals -s -n 0 --no-cov``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_oracle_exact import small_graphs
+from xcheck import disagreement, reference
+
+from gradcert.graph import DomainError, Graph, Node, trace
+from gradcert.ops import OPS
+from gradcert.oracle import Unresolved, exact_graph
+from gradcert.properties import strategies as gs
+
+
+def judge(g: Graph, **options) -> str:
+    """"certified", "refused" or "domain" for the oracle's answer on ``g``; fails the
+    test where the oracle is wrong by the reference."""
+    try:
+        ex = exact_graph(g, **options)
+    except Unresolved:
+        return "refused"
+    except DomainError as e:
+        ref = reference(g)
+        assert not ref.decided or ref.domain_node == e.node, \
+            f"oracle: domain error at node {e.node}; reference: {ref}\n{g.to_json()}"
+        return "domain"
+    assert ex.certified
+    why = disagreement(g, ex, reference(g))
+    assert why is None, f"{why}\n{g.to_json()}"
+    return "certified"
+
+
+def test_a_100000_node_graph_is_certified():
+    # a chain of tanh, exp, log and products, with sharing: 100,000 nodes
+    def f(x, y):
+        acc = x
+        for _ in range(12_500):
+            acc = (acc * y + (y * y).exp().log()) * 0.5 + acc.tanh() * 0.25
+        return acc
+
+    g = trace(f, [0.7, 1.3])
+    assert len(g) >= 100_000
+    ex = exact_graph(g)
+    assert ex.certified and math.isfinite(ex.value_f64)
+
+
+# ---------------------------------------------------------------------------
+# Generated graphs.
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(gs.graphs(max_nodes=25))
+def test_strategies_graphs(g):
+    judge(g)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(small_graphs(max_ops=12))
+def test_graphs_biased_to_cancellation_and_domain_edges(g):
+    judge(g)
+
+
+# ---------------------------------------------------------------------------
+# Adversarial constructions.
+
+HUGE = [1e300, -1e300, 2.0**1000, 2.0**-1000, 5e-324, -5e-324, 2.2250738585072014e-308,
+        1 + 2.0**-52, 1 - 2.0**-53, 2.0**53 + 2, 1e16, 7.4e8, -7.4e8, 745.13321910194122,
+        -745.13321910194122, 709.782712893384, 1e-300]
+EXPONENTS = [2.0**64, -(2.0**64), 1e10, -1e10, 2.0**-60, 8.470329472543028e-22, 1e300,
+             2.0**31 + 0.5, 0.5, -0.5, 3.0, 1 / 3]
+
+CONSTRUCTIONS = {
+    # huge and tiny exponents
+    "x ** 2**64 near 1": (lambda x: x ** 2.0**64, [1 + 2.0**-52]),
+    "x ** -2**64 near 1": (lambda x: x ** -(2.0**64) * 3.0, [1 - 2.0**-53]),
+    "x ** 1e10 cancelled": (lambda x: x ** 1e10 - 1.0, [1 + 2.0**-52]),
+    "exp at MPFR's edge": (lambda x: x.exp() * 0.0 + x, [7.4e8]),
+    "exp(-7.4e8)": (lambda x: x.exp() + x * 1e-300, [-7.4e8]),
+    # beyond MPFR's exponent range
+    "exp(1e9) * 0.0": (lambda x: x.exp() * 0.0 + 1.0, [1e9]),
+    "exp(-2**40) * exp(2**40)": (lambda x: (-x).exp() * x.exp() * x, [2.0**40]),
+    "x ** 1e300": (lambda x: x ** 1e300, [1.5]),
+    "exp(exp(30))": (lambda x: x.exp().exp(), [30.0]),
+    "sigmoid(-1e300 + 1)": (lambda x: (x + 1.0).sigmoid(), [-1e300]),
+    "tanh' at 1e300 after a sum": (lambda x: (x + 1.0).tanh() * 2.0, [1e300]),
+    "(c - 1e300) + 1e300 into exp": (lambda x: ((-9.3 - x) + x).exp(), [1e300]),
+    # exact ties and rounding midpoints
+    "1 + 2**-53 (exact tie)": (lambda x, y: x + y, [1.0, 2.0**-53]),
+    "(x + y)**2 tie": (lambda x, y: (x + y) ** 2.0, [1 + 2.0**-52, 1.0]),
+    "sqrt of an exact square": (lambda x, y: ((x + y) * (x + y)) ** 0.5, [1.0, 2.0**-53]),
+    "inexact midpoint exp(log)": (lambda x, y: (x + y).log().exp(), [1.0, 2.0**-53]),
+    "x / y - 0.5 == 0": (lambda x, y: (x / y - 0.5) * 3.0 + x, [1.0, 2.0]),
+    "exp(log(x)) + y tie": (lambda x, y: x.log().exp() + y, [1 + 2.0**-52, 1.0]),
+    "log(exp(x)) * 1.5 tie": (lambda x, y: x.exp().log() * y * 1.5, [2.0, 1 + 2.0**-52]),
+    "t / t into a tie": (lambda x, y: (x - 9.02) ** 2.0 * (y.tanh() / y.tanh()), [0.031, 0.5]),
+    "tie at 2**-1075": (lambda x: x * 0.5, [5e-324]),
+    # subnormals
+    "subnormal product": (lambda x, y: x * y * 1e-10, [1e-300, 3.0]),
+    "subnormal gradient": (lambda x, y: (x * y).log() * 1e-310, [1e-300, 3.0]),
+    "exp(-745.13...)": (lambda x: x.exp(), [-745.13321910194122]),
+    "sigmoid(-745)": (lambda x: x.sigmoid() * 2.0, [-745.0]),
+    "smallest normal": (lambda x: x * (1 - 2.0**-53), [2.2250738585072014e-308]),
+    # cancellations
+    "(x + 1e300) - 1e300": (lambda x: (x + 1e300) - 1e300, [1e-300]),
+    "(exp(x) - 1) / x": (lambda x: (x.exp() - 1.0) / x, [1e-100]),
+    "tanh(x) - x": (lambda x: x.tanh() - x, [1e-8]),
+    "x - x * 1.0 into log": (lambda x: (x.tanh() - x.tanh() * 1.0).log(), [0.5]),
+    "1 - tanh^2 at 20": (lambda x: 1.0 - x.tanh() ** 2.0, [20.0]),
+    "relu of a tiny positive": (lambda x: (x.exp() - 1.0 - x).relu(), [1e-25]),
+    # exact zeros and identical subexpressions
+    "a - a": (lambda x: (x.tanh() - x.tanh()) * 3.0 + x, [0.3]),
+    "a / a": (lambda x: x.exp() / x.exp(), [3.0]),
+    "relu(x - x)": (lambda x: (x.sigmoid() - x.sigmoid()).relu() + x, [2.0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTIONS))
+def test_adversarial_constructions(name):
+    f, xs = CONSTRUCTIONS[name]
+    judge(trace(f, xs))
+
+
+def test_deep_chains():
+    judge(trace(lambda x: _iterate(x, lambda v: v.tanh() * 1.5, 5000), [0.7]))
+    judge(trace(lambda x: _iterate(x, lambda v: (v * x + (x * x).exp().log()) * 0.5, 2000),
+                [1.3]))
+    judge(trace(lambda x: _iterate(x, lambda v: v * (1.0 + 2.0**-52), 10_000), [1.0]))
+    judge(trace(lambda *xs: sum(xs), [1.0 / k for k in range(1, 3000)]))
+
+
+def _iterate(x, step, n):
+    for _ in range(n):
+        x = step(x)
+    return x
+
+
+@st.composite
+def adversarial_graphs(draw):
+    """Small graphs over every op whose leaves and constants are extreme: huge and
+    tiny magnitudes, 1 +- an ulp, MPFR's exponent edges, huge powers."""
+    leaves = st.sampled_from(HUGE) | st.floats(-4, 4) | st.sampled_from([0.0, 1.0, 2.0, 0.5])
+    nodes = [Node.leaf(draw(leaves)) for _ in range(draw(st.integers(1, 3)))]
+    consts = st.sampled_from(EXPONENTS + HUGE + [2.0, 1.0, -1.0, 0.0])
+    for _ in range(draw(st.integers(1, 8))):
+        name = draw(st.sampled_from(sorted(OPS)))
+        op = OPS[name]
+        last = len(nodes) - 1
+        args = tuple(draw(st.integers(max(0, last - 2), last)) for _ in range(op.arity))
+        const = draw(consts) if op.has_const else None
+        nodes.append(Node(name, args, const))
+    return Graph(tuple(nodes))
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(adversarial_graphs())
+def test_adversarial_graphs(g):
+    judge(g, max_prec=4096)
+
+
+# ---------------------------------------------------------------------------
+# Refusals on the strategies' graphs.
+
+
+def test_refusals_are_rare_on_the_strategies_graphs():
+    graphs: list[Graph] = []
+
+    @settings(database=None, derandomize=True, max_examples=3000, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(gs.graphs())
+    def collect(g):
+        graphs.append(g)
+
+    collect()
+    refused, domain = [], []
+    for g in graphs:
+        try:
+            exact_graph(g)
+        except Unresolved:
+            refused.append(g)
+        except DomainError:  # float64 kept it in the domain, exact arithmetic does not
+            domain.append(g)
+    rate = len(refused) / len(graphs)
+    print(f"refused {len(refused)} of {len(graphs)} graphs ({rate:.3%}); "
+          f"{len(domain)} leave a domain in exact arithmetic")
+    for g in domain:
+        judge(g)
+    assert graphs
+    assert rate < 0.001, [g.to_json() for g in refused[:3]]
