@@ -4,7 +4,8 @@ It shows what an engine in another language implements to be certified with
 ``gradcert certify --host 'CMD'`` (docs/host-protocol.md): read framed JSON
 requests from the file descriptor named first in GRADCERT_HOST_FDS, answer on
 the second. Only the standard library is used. ``--bug exp`` plants a wrong
-derivative of exp (exp'(x) = x), so a certification can fail too;
+derivative of exp (exp'(x) = x), so a certification can fail too, and
+``--bug visited`` a visited flag that one backward sets and none clears;
 ``--version N`` announces another protocol version.
 """
 
@@ -93,6 +94,9 @@ def backward(out):
             order.append(v)
         elif id(v) not in seen:
             seen.add(id(v))
+            if BUG == "visited" and v is not out and getattr(v, "visited", False):
+                continue  # the planted bug: a flag set by one backward, never cleared
+            v.visited = True
             stack.append((v, True))
             stack.extend((c, False) for c in v.children)
     adj = {id(out): 1.0}

@@ -290,3 +290,25 @@ def test_an_engine_behind_a_host_of_its_own_is_certified_through_the_protocol(tm
         ).split('"""', 2)[2]
     assert subprocess.run([sys.executable, str(script)], cwd=tmp_path,
                           capture_output=True).returncode == 1
+
+
+def test_reuse_after_backward_leaves_a_reproducer_that_builds_on_the_engine_objects(tmp_path):
+    # Through the protocol, as the hardest case: the reproducer must build z = y * x0 on
+    # the host's nodes of y (not a fresh graph, where the bug cannot show).
+    host = f"{sys.executable} {STANDALONE}"
+    bad = certify(tmp_path, "--host", host + " --bug visited", "-k", "reuse_after_backward",
+                  "--seed", "4", "-j", "1", "--out", "bad")
+    assert bad.returncode == 1, bad.stdout[-3000:] + bad.stderr[-3000:]
+    doc, props = results(tmp_path / "bad")
+    p = props["semantics.reuse_after_backward"]
+    assert p["outcome"] == "failed" and p["reproducer"]
+    script = tmp_path / p["reproducer"]
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 1 and "<-- wrong" in run.stdout, run.stdout + run.stderr
+    text = script.read_text()
+    assert ", '--bug', 'visited'" in text
+    script.write_text(text.replace(", '--bug', 'visited'", ""))
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr

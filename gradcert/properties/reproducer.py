@@ -29,8 +29,8 @@ from gradcert.graph import Graph
 from gradcert.ops import OPS, interpreter_source
 
 __all__ = ["build_source", "chain_body", "domain_body", "dtype_body", "host_prelude",
-           "isolated_body", "kink_body", "oracle_body", "script", "second_backward_body",
-           "write"]
+           "isolated_body", "kink_body", "oracle_body", "reuse_body", "script",
+           "second_backward_body", "write"]
 
 MAX_INLINE = 2000  # graphs larger than this are written as data plus a small interpreter
 
@@ -200,6 +200,41 @@ def second_backward_body(graph: Graph, value: str, *, exact: list[float]) -> str
             "        return 0\n"
             "    print('neither accumulated (2x the first) nor reset (= the first)')\n"
             "    return 1\n")
+
+
+def reuse_body(graph: Graph, value: str, *, comb: str, exact: list[float],
+               added: list[float], reset: list[float]) -> str:
+    """Build ``graph`` without its last node (y), backward y, then z = y ``comb`` x0 on y
+    and its first leaf, and backward z: each leaf's gradient must have grown by the
+    exact dz/dleaf (``exact``, within ``added``) or become it (within ``reset``)."""
+    first_graph = Graph(graph.nodes[:-1])
+    sign = {"mul": "*", "add": "+"}[comb]
+    return (build_source(first_graph) + "\n\n"
+            f"EXACT_DZ = {exact!r}  # exact dz/dleaf for z = y {sign} x0\n"
+            f"BOUND_ADDED = {added!r}\n"
+            f"BOUND_RESET = {reset!r}\n\n\n"
+            "def main():\n"
+            f"    leaves, y = build({value})\n"
+            "    backward(y)\n"
+            "    first = [grad(x) for x in leaves]\n"
+            f"    z = y {sign} leaves[0]  # y, already backpropagated, reused\n"
+            "    backward(z)\n"
+            "    after = [grad(x) for x in leaves]\n"
+            "    print('after backward of y:   ', first)\n"
+            "    print('after backward of z:   ', after)\n"
+            "    print('exact dz/dleaf:        ', EXACT_DZ)\n"
+            "    wrong = 0\n"
+            "    for i, (a, b, e, ta, tr) in enumerate(zip(first, after, EXACT_DZ, BOUND_ADDED,\n"
+            "                                              BOUND_RESET)):\n"
+            "        if close(b, a + e, ta + 2.0**-52 * abs(b)) or close(b, e, tr):\n"
+            "            continue\n"
+            "        wrong += 1\n"
+            "        print(f'x{i}: {b!r} is neither {a + e!r} (accumulated) nor {e!r} (reset)'\n"
+            "              '  <-- wrong')\n"
+            "    if wrong:\n"
+            "        print('the graph of y is skipped by the second backward '\n"
+            "              '(visited flags never cleared?)')\n"
+            "    return 1 if wrong else 0\n")
 
 
 def chain_body(value: str, *, n: int, raised: bool, adds: bool = False) -> str:
@@ -378,7 +413,7 @@ HOST_COMMAND = {command!r}
 TARGET = {target!r}
 _TAPE = []  # every node recorded so far: ["leaf", x], [op, [args]] or [op, [args], c]
 _HOST = []  # the host process and its pipes, started on first use
-_BUILT = []  # (tape length, graph id) of the last graph the host built
+_WHERE = {{}}  # tape index -> [graph id, node]: the node the host built for it
 
 
 def _call(op, **fields):
@@ -439,10 +474,35 @@ class Value:
     def sigmoid(self): return self._op("sigmoid", [self])
 
 
+def _build():
+    """Build in the host what was recorded since the last build, on the nodes built
+    before (as a script reusing an engine's objects does)."""
+    new = range(len(_WHERE), len(_TAPE))
+    ops = [i for i in new if _TAPE[i][0] != "leaf"]
+    old = sorted({{a for i in ops for a in _TAPE[i][1] if a < new.start}})
+    fresh = [i for i in new if _TAPE[i][0] == "leaf"]
+    if not old:  # nothing to build on: the new nodes alone, as recorded
+        pos = {{i: k for k, i in enumerate(new)}}
+        graph = [n if n[0] == "leaf" else [n[0], [pos[a] for a in n[1]]] + n[2:]
+                 for n in (_TAPE[i] for i in new)]
+        g = _call("build", graph=graph, free=not _WHERE)["graph"]
+        _WHERE.update({{i: [g, pos[i]] for i in new}})
+        return
+    if fresh:  # new leaves get handles of their own first
+        g = _call("build", graph=[_TAPE[i] for i in fresh])["graph"]
+        _WHERE.update({{i: [g, k] for k, i in enumerate(fresh)}})
+    base = old + fresh  # leaves of the graph built on handles
+    pos = {{i: k for k, i in enumerate(base + ops)}}
+    graph = [["leaf", 0.0]] * len(base) + [
+        [_TAPE[i][0], [pos[a] for a in _TAPE[i][1]]] + _TAPE[i][2:] for i in ops]
+    g = _call("build", graph=graph, leaves=[_WHERE[i] for i in base])["graph"]
+    _WHERE.update({{i: [g, pos[i]] for i in ops}})
+
+
 def _ref(v):
-    if not _BUILT or _BUILT[0][0] != len(_TAPE):
-        _BUILT[:] = [(len(_TAPE), _call("build", graph=_TAPE, free=True)["graph"])]
-    return [_BUILT[0][1], v.i]
+    if v.i not in _WHERE:
+        _build()
+    return _WHERE[v.i]
 
 
 def backward(out):
@@ -466,6 +526,7 @@ def host_prelude(command: list[str], target: str | None) -> str:
 
 
 _GRAPH_TEMPLATES: dict[str, Any] = {"second_backward": second_backward_body,
+                                    "reuse_after_backward": reuse_body,
                                     "isolated": isolated_body}
 _TEMPLATES: dict[str, Any] = {"kink": kink_body, "chain": chain_body, "domain": domain_body,
                               "dtype": dtype_body}

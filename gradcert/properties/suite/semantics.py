@@ -181,7 +181,11 @@ def test_reuse_after_backward(gradcert_check: Any) -> None:
             expected={"accumulated": [fmt(a + e) for a, e in zip(first, ex.grad_f64,
                                                                     strict=True)],
                       "reset": exact},
-            actual=[fmt(b) for b in after], repro=None)
+            actual=[fmt(b) for b in after],
+            repro={"kind": "reuse_after_backward", "comb": comb,
+                   "exact": [float(e) for e in ex.grad_f64],
+                   "added": [float(ta + tw) for ta, tw in zip(tol_a.grad, tol.grad, strict=True)],
+                   "reset": [float(tw) for tw in tol.grad]})
 
     if "mul" in check.sound_ops:
         check.guard(lambda: one(trace(lambda x: x * x, [3.0])))
