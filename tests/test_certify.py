@@ -312,3 +312,19 @@ def test_reuse_after_backward_leaves_a_reproducer_that_builds_on_the_engine_obje
     run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_depth_under_default_settings_is_reported_apart_from_the_large_stack(tmp_path):
+    # A sort recursing through C: a plain script's 8 MiB stack overflows at 20,000, the
+    # host's large stack does not at 100,000. Both depths are reported.
+    run = certify(tmp_path, engine(tmp_path, "topo_recursive_c_stack"), "-k", "deep_chain",
+                  "-j", "1", "--seed", "1")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    doc, props = results(tmp_path / "gradcert-report")
+    notes = props["robustness.deep_chain"]["notes"]
+    assert notes["max_ok_depth"] == 100_000
+    plain = notes["default_settings"]
+    assert plain["max_ok_depth"] == 2_000 and plain["failed_depth"] == 20_000
+    assert "SIGSEGV" in plain["error"]
+    report = (tmp_path / "gradcert-report" / "report.md").read_text()
+    assert "default settings: depth 2,000 ok, 20,000 fails (" in report

@@ -66,6 +66,10 @@ __all__ = ["RECURSION_LIMIT", "Host", "main"]
 RECURSION_LIMIT = 10_000
 """The host's recursion limit for a request that names none (deep chains name theirs)."""
 
+DEFAULT_STACK = 8 << 20
+"""The stack of a request run as a plain script runs (``default_stack``): the main
+thread's stack under Linux's usual ``ulimit -s`` of 8 MiB (the host's own is 512 MiB)."""
+
 EXIT_PIPE = 70  # the protocol's pipes were closed or replaced (by the engine)
 
 
@@ -133,6 +137,9 @@ class Host:
             if type(limit) is not int or limit < 100:
                 raise _BadRequest(f"recursion_limit must be an integer >= 100, got {limit!r}")
             sys.setrecursionlimit(max(limit, 100))
+            if message.get("default_stack"):
+                return {"id": rid, "ok": True, "result": _on_stack(DEFAULT_STACK, handler,
+                                                                   message)}
             return {"id": rid, "ok": True, "result": handler(message)}
         except _BadRequest as e:
             return _error(rid, "request", e, str(e))
@@ -371,6 +378,33 @@ def _text(e: BaseException) -> str:
 
 def _raised(e: BaseException) -> str:
     return f"the engine raised {type(e).__name__}: {_text(e)}"
+
+
+
+def _on_stack(size: int, handler: Callable[[dict[str, Any]], Any], message: dict[str, Any]) -> Any:
+    """``handler(message)`` in a thread with a ``size``-byte stack; its result, or what it
+    raised (an overflow of that stack kills the host, as it kills a plain script)."""
+    import threading
+
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append((True, handler(message)))
+        except BaseException as e:  # handed to the main thread, which reports it
+            out.append((False, e))
+
+    old = threading.stack_size(size)
+    try:
+        t = threading.Thread(target=run, name="default-stack")
+        t.start()
+    finally:
+        threading.stack_size(old)
+    t.join()
+    ok, result = out[0]
+    if not ok:
+        raise result
+    return result
 
 
 def _error(rid: Any, kind: str, e: BaseException, message: str, *, node: int | None = None,

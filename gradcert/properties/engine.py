@@ -108,12 +108,15 @@ class Engine:
     # -- whole graphs -----------------------------------------------------------
 
     def run(self, graph: Graph, *, what: str = "running the graph", cpu: float | None = None,
-            recursion_limit: int | None = None) -> Result:
-        """Build ``graph`` fresh, read its value, backward, read the leaf gradients."""
+            recursion_limit: int | None = None, default_stack: bool = False) -> Result:
+        """Build ``graph`` fresh, read its value, backward, read the leaf gradients;
+        ``default_stack``: on a plain script's stack, not the host's large one."""
         self._supported(graph)
         fields: dict[str, Any] = {}
         if recursion_limit is not None:
             fields["recursion_limit"] = recursion_limit
+        if default_stack:
+            fields["default_stack"] = True
         r = self._request("run", graph, what, cpu, raw={"graph": wire_json(graph)}, **fields)
         grads = r.get("grads")
         if not isinstance(grads, list) or len(grads) != len(graph.leaves):

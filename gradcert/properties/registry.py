@@ -59,7 +59,8 @@ _ROWS = [
                              "x0 + x1 + ... without __radd__) backpropagates under "
                              "Python's default settings"),
     ("robustness.deep_chain", "chains up to 100,000 ops backpropagate given a large stack "
-                              "and recursion limit (the failing depth is reported)"),
+                              "and recursion limit (the failing depth is reported, and "
+                              "apart the depth reached under default settings)"),
     ("robustness.large_graph", "a 100,000-node random graph runs forward and backward "
                                "correctly within the time bound"),
     ("robustness.domain_edges", "log(0), log(-1), exp overflow and 0 ** -1 raise a clear "

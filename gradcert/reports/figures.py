@@ -176,6 +176,13 @@ def note(p: PropertyResult) -> str:
         parts.append(f"a second backward {n['second_backward']}")
     if "max_ok_depth" in n:
         parts.append(f"depth {fmt_num(n['max_ok_depth'], 'int')} ok")
+    plain = n.get("default_settings")
+    if isinstance(plain, dict) and "max_ok_depth" in plain:
+        told = f"default settings: depth {fmt_num(plain['max_ok_depth'], 'int')} ok"
+        if "failed_depth" in plain:
+            why = str(plain.get("error", "")).split(" while ")[0]
+            told += f", {fmt_num(plain['failed_depth'], 'int')} fails ({why[:100]})"
+        parts.append(told)
     if "nodes_per_s" in n:
         parts.append(f"{fmt_num(n['nodes_per_s'], 'int')} nodes/s")
     if "optimizer" in n:
