@@ -219,13 +219,14 @@ def test_a_c_level_loop_is_stopped_by_cpu_time(host):
 
 
 def test_a_sleeping_engine_meets_the_wall_ceiling(host, monkeypatch):
-    monkeypatch.setattr(client_module, "wall_ceiling", lambda cpu: 1.0)
     c = host("""
         import time
         class Value(Base):
             def exp(self):
                 time.sleep(60)
     """)
+    c.start()  # under the usual ceiling: a loaded machine may take seconds to load it
+    monkeypatch.setattr(client_module, "wall_ceiling", lambda cpu: 1.0)
     with pytest.raises(HostTimeout, match="wall time"):
         run(c, EXP)
 
