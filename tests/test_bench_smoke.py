@@ -139,3 +139,25 @@ def test_no_gc_pauses_and_restores_the_collector_even_on_error():
         assert not gc.isenabled()  # paused by the caller: left as it was
     finally:
         gc.enable()
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, _PATH.parent / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_detection_bench_plants_an_error_that_moves_a_gradient_and_gradcert_sees_it():
+    bd = _load("bench_detection")
+    graphs = bd.draw_graphs(40)
+    assert graphs and [len(g) for g in graphs] == [len(g) for g in bd.draw_graphs(40)]
+    m = bd.measure(40, errors=(1e-6,), with_gradcheck=False)
+    assert m["judged"] >= 10
+    assert m["false"][0] == 0  # the correct engine is never flagged
+    assert m["flagged"][1e-6][0] >= 0.9 * m["judged"]
+    g = graphs[0]
+    site = bd.plant_site(g, seed=0)
+    if site is not None:
+        assert bd.backward(g, (site, 1e-3))[1] != bd.backward(g)[1]
