@@ -1,10 +1,11 @@
 """The suite finds every planted defect, shrinks it, and leaves a red reproducer; it
 certifies every correct engine. (The planted engines are in tests/planted.)
 
-All engines are certified in one subprocess, in-process there (``jobs=0``), so
-the interpreter starts once: a defective engine runs only the properties its
-entry expects to fail (ops properties only on the ops its defect touches); a
-correct engine runs the whole quick profile.
+The catalogue is certified in ``PARTS`` subprocesses (so pytest-xdist spreads
+them over the cores; each has one correct engine), in-process there (``jobs=0``),
+so an interpreter starts once per part: a defective engine runs only the
+properties its entry expects to fail (ops properties only on the ops its defect
+touches); a correct engine runs the whole quick profile.
 """
 
 import json
@@ -25,6 +26,8 @@ from gradcert.certify import certify
 
 out, selections = sys.argv[1], json.loads(sys.argv[2])
 for e in CATALOGUE:
+    if e.name not in selections:
+        continue
     r = certify(e.target, profile="quick", seed=int(sys.argv[3]), out=f"{out}/{e.name}",
                 jobs=0, select=selections[e.name], quiet=True, stream=io.StringIO())
     props = {p.id: {"outcome": p.outcome, "reproducer": p.reproducer,
@@ -54,16 +57,30 @@ def catalogue():
     return pytest.importorskip("tests.planted.catalogue")
 
 
+PARTS = 4
+
+
+def part(catalogue, k):
+    """The ``k``-th of ``PARTS`` shares of the catalogue: every ``PARTS``-th engine of the
+    correct ones and of the defective ones, so each share costs about the same."""
+    correct = [e for e in catalogue.CATALOGUE if e.correct]
+    defective = [e for e in catalogue.CATALOGUE if not e.correct]
+    return correct[k::PARTS] + defective[k::PARTS]
+
+
 @pytest.mark.catalogue
-def test_every_planted_defect_is_found_and_every_correct_engine_certified(catalogue, tmp_path):
-    selections = {e.name: selection(e) for e in catalogue.CATALOGUE}
+@pytest.mark.parametrize("k", range(PARTS))
+def test_every_planted_defect_is_found_and_every_correct_engine_certified(catalogue, tmp_path,
+                                                                          k):
+    engines = part(catalogue, k)
+    selections = {e.name: selection(e) for e in engines}
     run = subprocess.run([sys.executable, "-c", RUNNER, str(tmp_path), json.dumps(selections),
                           str(SEED)], cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stderr[-3000:]
     found = {d["name"]: d for d in map(json.loads, run.stdout.splitlines())}
-    assert set(found) == {e.name for e in catalogue.CATALOGUE}
+    assert set(found) == {e.name for e in engines}
     problems = []
-    for e in catalogue.CATALOGUE:
+    for e in engines:
         d = found[e.name]
         if e.correct:
             if d["verdict"] != "certified":
@@ -87,6 +104,13 @@ def test_every_planted_defect_is_found_and_every_correct_engine_certified(catalo
                 problems.append(f"{e.name}: the reproducer {p['reproducer']} exits "
                                 f"{rep.returncode}, not 1: {rep.stdout[-500:]}{rep.stderr[-500:]}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_parts_cover_the_catalogue_once_each_with_a_correct_engine(catalogue):
+    parts = [part(catalogue, k) for k in range(PARTS)]
+    names = [e.name for p in parts for e in p]
+    assert sorted(names) == sorted(e.name for e in catalogue.CATALOGUE)
+    assert all(any(e.correct for e in p) for p in parts)
 
 
 def test_selection_names_the_expected_properties_and_touched_ops(catalogue):
