@@ -40,6 +40,7 @@ from gradcert.ops import OPS  # noqa: E402
 from gradcert.oracle import Unresolved, exact_graph  # noqa: E402
 from gradcert.oracle.tolerance import Refused, tolerance  # noqa: E402
 from gradcert.properties import strategies as gs  # noqa: E402
+from gradcert.properties.assertions import reverse_mode  # noqa: E402
 
 ERRORS = (1e-12, 1e-11, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6)
 
@@ -62,20 +63,7 @@ def draw_graphs(n: int, max_nodes: int = 12) -> list[Graph]:
 def backward(graph: Graph, plant: tuple[int, float] | None = None) -> tuple[float, list[float]]:
     """Value and leaf gradients in float64 reverse mode over the op table; ``plant``
     ``(node, r)`` multiplies that node's first partial by ``1 + r``."""
-    vals = evaluate(graph)
-    adj = [0.0] * len(graph)
-    adj[-1] = 1.0
-    for i in range(len(graph) - 1, -1, -1):
-        n = graph.nodes[i]
-        if n.op == "leaf" or not adj[i]:
-            continue
-        xs = [vals[a] for a in n.args] + ([n.const] if n.const is not None else [])
-        ps = list(OPS[n.op].partials(math, *xs, vals[i]))
-        if plant is not None and plant[0] == i:
-            ps[0] *= 1 + plant[1]
-        for a, d in zip(n.args, ps, strict=False):
-            adj[a] += adj[i] * d
-    return vals[-1], [adj[i] for i in graph.leaves]
+    return reverse_mode(graph, plant)
 
 
 def plant_site(graph: Graph, seed: int) -> int | None:

@@ -196,9 +196,12 @@ def graphs_for(check: Check, *, max_nodes: int = 8, **kw: Any) -> Any:
     return s
 
 
-def reverse_mode(graph: Graph) -> tuple[float, list[float]]:
+def reverse_mode(graph: Graph, plant: tuple[int, float] | None = None
+                 ) -> tuple[float, list[float]]:
     """Value and leaf gradients in plain float64 reverse mode over the op table: a
     reference where the point is scale, not the last ulp (the judge's own floats).
+    ``plant`` ``(node, r)`` multiplies that node's first partial by ``1 + r``: an
+    engine with one defect, for measuring what detects it (bench/bench_detection.py).
 
     >>> from gradcert.graph import trace
     >>> reverse_mode(trace(lambda x, y: x * y + x, [3.0, 4.0]))
@@ -212,7 +215,10 @@ def reverse_mode(graph: Graph) -> tuple[float, list[float]]:
         if n.op == "leaf" or not adj[i]:
             continue
         xs = [vals[a] for a in n.args] + ([n.const] if n.const is not None else [])
-        for a, d in zip(n.args, OPS[n.op].partials(math, *xs, vals[i]), strict=False):
+        ps = OPS[n.op].partials(math, *xs, vals[i])
+        if plant is not None and plant[0] == i:
+            ps = (ps[0] * (1 + plant[1]), *ps[1:])
+        for a, d in zip(n.args, ps, strict=False):
             adj[a] += adj[i] * d
     return vals[-1], [adj[i] for i in graph.leaves]
 
