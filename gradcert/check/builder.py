@@ -261,6 +261,22 @@ class Builder:
     def cos(self, a: Ref) -> Ref:
         return self._unary("cos", a)
 
+    def abs(self, a: Ref) -> Ref:
+        """|a| as the ``abs`` row (abs'(0) = 0: the oracle decides the branch exactly)."""
+        return self.emit("abs", (a,)) if type(a) is int else abs(a)
+
+    def pick(self, a: Ref, b: Ref, largest: bool) -> Ref:
+        """max (min) of a and b as the ``max`` (``min``) row: the branch decided on the
+        exact values, a tie split evenly (PyTorch's and JAX's rule, and the row's)."""
+        if type(a) is not int and type(b) is not int:
+            return max(a, b) if largest else min(a, b)
+        for c, other in ((a, b), (b, a)):
+            if type(c) is not int and not _isfinite(c):  # an infinite (NaN) constant
+                if c != c:
+                    return c
+                return other if (c < 0) == largest else c  # max(x, -inf) is x
+        return self.emit("max" if largest else "min", (self.node(a), self.node(b)))
+
     def sum(self, refs: Iterable[Ref]) -> Ref:
         """Left-to-right sum (the order with the largest rounding bound)."""
         acc: Ref = 0.0

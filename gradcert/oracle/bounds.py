@@ -33,7 +33,9 @@ Stability of Numerical Algorithms*, section 3.3). Why each bound holds:
   ``same``) are exact, and so is an op of its inverse (the row's
   ``partner``): the exact value of ``exp(log(y))`` is y's, so the node takes
   y's value and bound, and reverse mode passes its gradient straight to y
-  with the exact partial 1 (the chain rule through the pair).
+  with the exact partial 1 (the chain rule through the pair). An op of an
+  inverse shifted by a constant (the row's ``shifted``: ``expm1(log(y))`` is
+  y - 1) takes y + k, correctly rounded, with y's bound and that rounding.
 - **Reverse mode.** A term ``g * p`` is off by |p| e_g + (|g| + e_g) e_p and
   its rounding; each sum by its rounding too.
 - **MPFR's range.** MPFR's exponents reach 2**(+-2**30). The general pass
@@ -155,6 +157,7 @@ class Step(NamedTuple):
     facts: Facts  # its op's, with its constant
     inverse: int  # y where the node is f(g(y)) and g is f's inverse (its row's partner), or
     # -1: then its value is y's, and reverse mode passes its gradient to y (partial 1)
+    shift: float  # or f(g(y)) = y + shift exactly (the row's ``shifted``: expm1(log(y)))
 
 
 @dataclass
@@ -217,12 +220,15 @@ def plan(graph: Graph) -> Plan:
         if len(args) == 2:
             a, b = args
             steps.append(new(Step, (i, a, b, got.op.same is not None and same[a] == same[b],
-                                    got, -1)))
+                                    got, -1, 0.0)))
         else:
             inner = graph.nodes[args[0]]
-            inverse = inner.args[0] if got.op.partner is not None and \
-                inner.op == got.op.partner and inner.const is None else -1
-            steps.append(new(Step, (i, args[0], -1, False, got, inverse)))
+            shifted = got.op.shifted
+            inverse, shift = (inner.args[0], 0.0) if got.op.partner is not None and \
+                inner.op == got.op.partner and inner.const is None else \
+                (inner.args[0], shifted[1]) if shifted is not None and \
+                inner.op == shifted[0] and inner.const is None else (-1, 0.0)
+            steps.append(new(Step, (i, args[0], -1, False, got, inverse, shift)))
     return Plan(steps, leaf_values, graph.leaves, screenable)
 
 
@@ -293,7 +299,7 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
     pmags: list[Any] = [()] * n  # |partials|, as the bounds' numbers
     perrs: list[Any] = [()] * n  # bounds on the partials' errors
     kinks: list[int] = []
-    for node, a, b, same, facts, inverse in p.steps:
+    for node, a, b, same, facts, inverse, shift in p.steps:
         op, c, cf, fn, fixed, fixed_mags, rounds, guarded, domain, edge, variation, kink = facts
         x = values[a]
         ex = errs[a]
@@ -348,7 +354,7 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
             v, ps = fn(numbers, x, y) if binary else fn(numbers, x) if c is None \
                 else fn(numbers, x, c)
             if inverse >= 0:  # exp(log(y)), log(exp(y)): exactly y, of partial 1 in y
-                v = values[inverse]
+                v = values[inverse] + shift if shift else values[inverse]  # expm1(log(y))
                 ps = _ONE
             values[node] = v
             parts[node] = ps
@@ -366,6 +372,8 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
                 m1 = abs(f1)
             else:
                 m1 = 0.0
+            if screen and (q0 and not m0 or binary and q1 and not m1):
+                return None  # a partial below float64's range (erf'(30)): not a float bound
             if not screen and (av > hi or m0 > hi or m1 > hi):
                 _beyond(node, op)
             kv, kp = rounds or op.rounding_counts(abs(nums[a]), exact=True)
@@ -399,6 +407,8 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
                 e = 0.0  # a - a, a / a: exact
             if inverse >= 0:  # y's bound: the exact value is y's; the partial 1 is exact
                 e, m0, r0 = errs[inverse], 1.0, 0.0
+                if shift and v.rc:  # y + shift, correctly rounded
+                    e += av * unit
             pm = (m0, m1) if binary else (m0,)
             pe = (r0, r1) if binary else (r0,)
         if screen:
@@ -437,7 +447,7 @@ def _reverse(p: Plan, prec: int, screen: bool, track: bool, mc: Any, values: lis
     grads: list[Any] = [None] * n
     gerrs: list[Any] = [0.0] * n
     grads[n - 1] = mpfr(1)
-    for i, a, b, _, _, inverse in reversed(p.steps):
+    for i, a, b, _, _, inverse, _ in reversed(p.steps):
         g = grads[i]
         if g is None:
             continue
@@ -524,8 +534,8 @@ def sides(p: Plan, r: Run) -> list[int | None]:
     for step in p.steps:
         i, op = step.node, step.facts.op
         v = r.values[i]
-        if step.inverse >= 0:
-            s[i] = s[step.inverse]  # exp(log(y)) is y
+        if step.inverse >= 0:  # exp(log(y)) is y; expm1(log(y)) is y - 1, maybe rounded
+            s[i] = s[step.inverse] if not (step.shift and v.rc) else None
             continue
         if not r.errs[i]:
             continue  # exact

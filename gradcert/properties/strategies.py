@@ -394,9 +394,9 @@ def _chain(op: str, length: int, x: float, c: float | None) -> Graph | None:
     row = OPS[op]
     nodes = [Node.leaf(x)]
     v, s = x, 1.0
-    first = 0 if row.kind == "kink" and row.arity == 2 else 1  # max(x, x) would be a kink
+    tie = row.kind == "kink" and row.arity == 2  # max(x, x) would be a tie: start at -x
     for k in range(length):
-        name = row.partner if row.partner and k % 2 == first else op
+        name = "neg" if tie and k == 0 else row.partner if row.partner and k % 2 else op
         step = OPS[name]
         prev = len(nodes) - 1
         const = c if row.has_const and name == op else step.tame_const
@@ -456,7 +456,7 @@ def chains(op: str, length: int, *, kind: str = "realistic") -> SearchStrategy[G
     Binary ops take the leaf as their second operand (``((x * x) * x) * x``,
     fan-out of the leaf at every level). An op that cannot be iterated for
     long alternates with its row's partner (``exp(log(exp(x)))``); a binary
-    kink starts with it (``max(-x, x)``), since ``max(x, x)`` is a tie.
+    kink starts from ``-x`` (``max(-x, x)``), since ``max(x, x)`` is a tie.
     Leaves and constants are chosen so every node stays in range (e.g. ``x``
     near 1 for ``mul``); shrinks towards leaf ``1.0`` and the simplest constant.
 
@@ -616,7 +616,10 @@ def _op_inputs(draw: Any, op: str, kind: str) -> OpInputs:
         xs = [draw(_SAFE_OPERAND) for _ in range(row.arity)]
         if _node_value(op, xs, const, [1.0] * row.arity, bounded=False,
                        sens_limit=_MAX_FLOAT) is None:
-            const = 2.0  # e.g. a divisor so tiny that 1/c overflows
+            if row.has_const:
+                const = 2.0  # e.g. a divisor so tiny that 1/c overflows
+            else:
+                xs[-1] = xs[0] + 1.0  # e.g. max(x, x), a tie
     return tuple(xs), const
 
 
@@ -680,6 +683,8 @@ def edge_cases(op: str) -> list[OpInputs]:
                 continue
             seen.add(key)
             args = (*ops_, c) if row.has_const else ops_
+            if row.switch is not None and op != "relu" and row.switch(*ops_) == 0:
+                continue  # abs(0), max(x, x): a convention (docs/conventions.md), not an edge
             if row.domain(*args) is not None:
                 if op == "powc" and ops_[0] < 0:  # real input, no real power: raise or nan
                     out.append((ops_, c))
