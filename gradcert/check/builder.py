@@ -4,9 +4,9 @@ Every tracer (PyTorch, JAX, gradcert's own Values) lowers the function it
 traces to scalar operations on *refs*: a ref is a node id (an ``int``), or a
 ``float`` constant that depends on no input. The :class:`Builder` turns
 those operations into graph nodes, emitting a node only for an op the table
-has (:data:`OPS`), and otherwise using an exact decomposition into ops it
-has (``sqrt(x) = x ** 0.5``, ``log1p(x) = log(1 + x)``, ``x ** y =
-exp(y log x)``): exact in the real numbers the oracle computes in, only the
+has (:data:`OPS`: ``sqrt``, ``log1p``, ``erf``, ``x ** y``, ... have rows),
+and otherwise using an exact decomposition into ops it has (``rsqrt(x) = x
+** -0.5``): exact in the real numbers the oracle computes in, only the
 tolerance model sees them as the rounded operations they spell. An op with
 neither raises :class:`~gradcert.check.result.Untraceable` naming the row.
 

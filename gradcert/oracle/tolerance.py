@@ -349,6 +349,8 @@ def _linear(graph: Graph, u: float, dtype: str,
             var = (math.inf,) * op.arity
         if _exact_copy(node, same):
             f = 0.0
+            if op.kind == "kink":  # max(a, a): whichever branch, the partials sum to 1,
+                var = (0.0,) * op.arity  # exactly, into a's one adjoint
         elif op.kind == "kink" and _uncertain(op, xs, fx):
             f += sum(fx)  # 1-Lipschitz on either side of the kink
         else:
