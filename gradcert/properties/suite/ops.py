@@ -42,7 +42,8 @@ def test_kinks(gradcert_check: Any) -> None:
     check = gradcert_check
     have = check.require("relu", "abs", "max", "min", any_of=True)
     strict = check.config.strict
-    cases = [("relu", (x,)) for x in (0.0, -0.0) if "relu" in have]
+    cases: list[tuple[str, tuple[float, ...]]] = [
+        ("relu", (x,)) for x in (0.0, -0.0) if "relu" in have]
     cases += [("abs", (0.0,))] if "abs" in have else []
     cases += [(op, (1.5, 1.5)) for op in ("max", "min") if op in have]
     for op, xs in cases:
