@@ -347,8 +347,8 @@ def _linear(graph: Graph, u: float, dtype: str,
             var = _variation(op, xs, node.const, out, fx, p)
         except (OverflowError, ZeroDivisionError):
             var = (math.inf,) * op.arity
-        if _exact_copy(node, same):
-            f = 0.0
+        if _exact_copy(node, same):  # a - a is 0; max(a, a) is a, with a's error
+            f = 0.0 if op.same == "zero" else fwd[node.args[0]]
             if op.kind == "kink":  # max(a, a): whichever branch, the partials sum to 1,
                 var = (0.0,) * op.arity  # exactly, into a's one adjoint
         elif op.kind == "kink" and _uncertain(op, xs, fx):
