@@ -603,21 +603,24 @@ def _pow_variation(ns: Any, xs: Any, es: Any, c: Any, out: Any, ps: Any) -> tupl
     # d2/dx2 = y (y - 1) x**(y-2), d2/dxdy = x**(y-1) (1 + y ln x), d2/dy2 = x**y ln(x)**2.
     # x**(y-k) = exp((y - k) ln t) over the box is at most exp(z_k), z_k = (y - k) ln x
     # + ey L + (|y - k| + ey) ex / near, where L bounds |ln t| (at an end of [near, far])
-    # and |ln t - ln x| <= ex / near; z_k is raised by 2**-40 of its terms' size, far more
-    # than their roundings, so exp(z_k) stays above the exact sup
+    # and |ln t - ln x| <= ex / near. near and far are rounded, so their logs are off by
+    # about 2**-52 absolute (relative where they are far from 1): L is raised by 2**-20
+    # relative and 2**-50 absolute, and z_k by 2**-40 of its terms' size and of
+    # |y - k| + ey, far more than those roundings, so exp(z_k) stays above the exact sup
     (x, y), (ex, ey) = xs, es
     near, far = _near(x, ex), _far(x, ex)
     if not near > 0:
         return (math.inf, math.inf)
     lx = ns.log(x)
-    big_l = max(abs(ns.log(near)), abs(ns.log(far)))
+    big_l = max(abs(ns.log(near)), abs(ns.log(far))) * _WIDE + 2.0**-50
     big_y = _far(abs(y), ey)
     slope = ex / near
 
     def sup(k: int) -> Any:
         terms = ((y - k) * lx, ey * big_l, (abs(y - k) + ey) * slope)
         z = terms[0] + terms[1] + terms[2]
-        return ns.exp(z + (abs(terms[0]) + terms[1] + terms[2]) * 2.0**-40)
+        size = abs(terms[0]) + terms[1] + terms[2] + abs(y - k) + ey
+        return ns.exp(z + size * 2.0**-40)
 
     cross = sup(1) * (1 + big_y * big_l)
     vx = _times(ex, big_y * (big_y + 1) * sup(2)) + _times(ey, cross) if ex else _times(

@@ -223,3 +223,49 @@ def test_the_reference_engine_agrees_with_the_oracle_on_each_new_op(name, x, y):
 def test_the_toy_row_is_gone_after_the_test():
     assert "cube" not in OPS
     assert dataclasses.is_dataclass(CUBE)
+
+
+_SMOOTH = sorted(name for name, op in OPS.items() if op.kind == "smooth")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(_SMOOTH), st.floats(-40, 40), st.floats(-6, 6),
+       st.floats(-12, -1), st.floats(-12, -1), st.sampled_from([2.0, 0.5, -1.0, 3.0, 1 / 3]),
+       st.lists(st.floats(-1, 1), min_size=2, max_size=2))
+def test_variation_bounds_how_far_each_partial_moves(name, x, y, lex, ley, c, ts):
+    """Each smooth row's ``variation`` (the oracle's soundness argument) is at least the
+    move of each exact partial between the centre of the error box and its corners and a
+    point inside it, away from the domain's edge by the oracle's margin of 16 errors."""
+    op = OPS[name]
+    const = (c,) if op.has_const else ()
+    xs = [x, y][:op.arity]
+    if op.domain(*xs, *const):
+        xs[0] = abs(x) + 0.5
+        if op.domain(*xs, *const):
+            return
+    es = [abs(v) * 10.0**lex + 1e-300 for v in xs[:1]] + [abs(xs[-1]) * 10.0**ley + 1e-300]
+    es = es[:op.arity]
+    edge = op.domain_edge(c if op.has_const else None)
+    if edge is not None and not es[edge[0]] * 16 < abs(xs[edge[0]] - edge[1]):
+        return
+    ctx = mpmath.MPContext()
+    ctx.prec = 200
+    here = [ctx.mpf(v) for v in xs]
+    mc = [ctx.mpf(v) for v in const]
+    v0, p0 = op.eval(ctx, *here, *mc)
+    ps = tuple(float(p) for p in p0)
+    try:
+        bound = op.variation(math, tuple(xs), tuple(es), c if op.has_const else None,
+                             float(v0), ps)
+    except (OverflowError, ZeroDivisionError):
+        return
+    corners = [[s * e for s, e in zip(signs, es, strict=False)]
+               for signs in ((1, 1), (-1, -1), (1, -1), (-1, 1))]
+    corners.append([t * e for t, e in zip(ts, es, strict=False)])
+    for d in corners:
+        there = [h + ctx.mpf(dd) for h, dd in zip(here, d, strict=False)]
+        _, p1 = op.eval(ctx, *there, *mc)
+        for k in range(op.arity):
+            move = abs(p1[k] - p0[k])
+            assert move <= ctx.mpf(bound[k]) * (1 + 1e-9) + ctx.mpf(1e-300), \
+                (name, xs, es, k, float(move), bound[k])
