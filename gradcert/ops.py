@@ -92,7 +92,9 @@ class Op:
     ``"first"`` (max(a, a)). ``overflow_sign`` is the sign of a value too large
     for float64. ``partner`` is the op's inverse: ``op(partner(y)) == y`` exactly
     wherever ``partner(y)`` is defined (exp and log), which the oracle uses
-    (``exp(log(y))`` is y, exactly) and the strategies chain. ``open_range`` is
+    (``exp(log(y))`` is y, exactly) and the strategies chain; ``shifted`` is
+    ``(g, k)`` with ``op(g(y)) == y + k`` exactly wherever ``g(y)`` is defined
+    (expm1 of log is y - 1), which the oracle uses alike. ``open_range`` is
     an open interval the exact value never leaves (sigmoid's (0, 1)): a value
     computed on its end is exactly inside.
     """
@@ -126,6 +128,7 @@ class Op:
     chain_leaf: str = "any"
     chain_consts: str | tuple[float, ...] | None = None
     partner: str | None = None
+    shifted: tuple[str, float] | None = None
     safe_chain: tuple[float, float | None] = (0.5, 1.0)
     # spellings
     function: str | None = None
@@ -442,6 +445,219 @@ def _sigmoid_output_error(ns: Any, xs: Any, es: Any, c: Any, out: Any, fo: Any,
     return (abs(1 - 2 * out) * fo + fo * fo,)  # s (1 - s) from the rounded s
 
 
+# ---------------------------------------------------------------------------
+# The ops real models use: sqrt, abs, max, min, log1p, expm1, erf, sin, cos, x ** y.
+
+
+def _sqrt(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
+    v = ns.sqrt(x)
+    return v, (1 / (2 * v),)  # the value's rounding and the quotient's: 2 (2 v is exact)
+
+
+def _sqrt_domain(x: Any) -> str | None:
+    return None if x > 0 else "sqrt needs a positive input (its derivative is infinite at 0)"
+
+
+def _sqrt_variation(ns: Any, xs: Any, es: Any, c: Any, out: Any, ps: Any) -> tuple[Any, ...]:
+    # |(1/(2 sqrt t))'| = 1/(4 t**1.5) falls with t, so over [x - e, x + e] the partial
+    # moves by at most e / (4 near(x)**1.5) (mean value theorem)
+    e = es[0]
+    near = _near(abs(xs[0]), e)
+    if not near > 0:
+        return (math.inf if e else 0 * e,)
+    return (e / (4 * near) / ns.sqrt(near) if e else 0 * e,)  # no overflow on the way
+
+
+def _sqrt_output_error(ns: Any, xs: Any, es: Any, c: Any, out: Any, fo: Any,
+                       u: float) -> tuple[Any, ...]:
+    # 0.5/out from the rounded out: |0.5/o' - 0.5/o| <= 0.5 fo / (|o| near(o))
+    m = abs(out)
+    return (fo * 0.5 * _inv(m) * _inv(_near(m, fo)) if fo else 0 * fo,)
+
+
+def _abs(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
+    if x > 0:
+        return x, (1,)
+    return (-x, (-1,)) if x < 0 else (x - x, (0,))  # abs'(0) = 0 by convention
+
+
+def _half(x: Any) -> Any:
+    """1/2 in x's number system (exact in every one: float, MPFR, mpf, Fraction)."""
+    return (x - x + 1) / 2
+
+
+def _max(ns: Any, x: Any, y: Any) -> tuple[Any, tuple[Any, ...]]:
+    if x > y:
+        return x, (1, 0)
+    if y > x:
+        return y, (0, 1)
+    h = _half(x)
+    return x, (h, h)  # a tie splits the gradient evenly, by convention
+
+
+def _min(ns: Any, x: Any, y: Any) -> tuple[Any, tuple[Any, ...]]:
+    if x < y:
+        return x, (1, 0)
+    if y < x:
+        return y, (0, 1)
+    h = _half(x)
+    return x, (h, h)
+
+
+def _log1p(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
+    return ns.log1p(x), (1 / (1 + x),)  # 1 + x of exact operands, then the quotient: 2
+
+
+def _log1p_domain(x: Any) -> str | None:
+    return None if x > -1 else "log1p needs an input above -1"
+
+
+def _log1p_variation(ns: Any, xs: Any, es: Any, c: Any, out: Any, ps: Any) -> tuple[Any, ...]:
+    # |1/(1 + x + d) - 1/(1 + x)| <= e / (m near) with m = |1 + x|, read off the computed
+    # partial (m = 1/|ps[0]|, within a few roundings, relative) rather than formed as
+    # 1 + x from a float x, which would lose all of m's bits near the pole at -1
+    e = es[0]
+    if not e:
+        return (0 * e,)
+    m = 1 / abs(ps[0])
+    near = m - e * _WIDE
+    return (e / (m * near) if near > 0 else math.inf,)
+
+
+def _expm1(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
+    # the partial as exp(x), not out + 1: near out = -1 that sum cancels
+    return ns.expm1(x), (ns.exp(x),)
+
+
+def _expm1_output_error(ns: Any, xs: Any, es: Any, c: Any, out: Any, fo: Any,
+                        u: float) -> tuple[Any, ...]:
+    return (fo,)  # expm1' = out + 1: as far off as the rounded out, and the sum's rounding
+
+
+# erf' = 2/sqrt(pi) exp(-x*x). Its roundings: pi, the square root, the quotient (2.5 in
+# all), exp and the product (2), and the rounding of x*x, which exp turns into a relative
+# error of x*x times its own: at most 2 x**2 roundings while x*x 2**-p <= 1. Beyond that
+# exp(-x*x) is far below MPFR's range (x*x > 2**30 ln 2): it underflows, and the oracle
+# adds its slack for an underflow instead.
+_ERF_SCALE = 2.26  # an upper bound on 4/sqrt(pi) = 2.2567...
+
+
+def _erf(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
+    return ns.erf(x), (2 / ns.sqrt(ns.pi) * ns.exp(-x * x),)
+
+
+def _erf_roundings(ax: Any) -> tuple[Any, Any]:
+    # beyond x*x = 2**31 the partial underflows MPFR, whose slack covers it instead
+    return (1, 5 + 2 * min(ax * ax, 2.0**31))
+
+
+def _erf_float_roundings(operands: Any) -> tuple[float, float]:
+    """libm's erf is within 1 ulp; a correct engine's erf' = 2/sqrt(pi) exp(-x*x) rounds
+    x*x too, which exp turns into a relative error of x*x roundings."""
+    x = operands[0]
+    return (2, 4 + 2 * min(x * x, 750.0))  # beyond, exp(-x*x) is 0.0 in float64
+
+
+def _erf_variation(ns: Any, xs: Any, es: Any, c: Any, out: Any, ps: Any) -> tuple[Any, ...]:
+    # |erf''(t)| = (4/sqrt(pi)) |t| exp(-t*t) <= (4/sqrt(pi)) far exp(-near**2) over the
+    # interval, and never above (4/sqrt(pi)) / sqrt(2e) < 1. exp's argument is shrunk by a
+    # relative 2**-30 so that its rounding (a relative 2**-52 of near**2 moved into the
+    # exponent) cannot make the bound fall short
+    e = es[0]
+    m = abs(xs[0])
+    near, far = _near(m, e), _far(m, e)
+    return (_times(e, min(1, _ERF_SCALE * far * ns.exp(-(near * near) * (1 - 2.0**-30)))),)
+
+
+def _trig_variation(ns: Any, xs: Any, es: Any, c: Any, out: Any, ps: Any) -> tuple[Any, ...]:
+    # sin' = cos moves by at most e sup |sin t| over the interval, and |sin t| <=
+    # |sin x| + e = |out| + e; cos' = -sin likewise with |cos t| <= |cos x| + e. Never by
+    # more than e (the mean value theorem with |sin|, |cos| <= 1)
+    e = es[0]
+    return (_times(e, min(1, _far(abs(out), e) * _WIDE)),)
+
+
+def _sin(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
+    return ns.sin(x), (ns.cos(x),)  # MPFR's are correctly rounded at any x: 1 each
+
+
+def _cos(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
+    return ns.cos(x), (-ns.sin(x),)
+
+
+def _pow(ns: Any, x: Any, y: Any) -> tuple[Any, tuple[Any, ...]]:
+    # x ** y of exact operands is one rounding; d/dx = y (out / x) and d/dy = out ln x,
+    # three each (as powc's; where out underflows, in float64 only, y x ** (y - 1))
+    v = x**y
+    return v, (y * (v / x) if v else y * x ** (y - 1), v * ns.log(x))
+
+
+def _pow_domain(x: Any, y: Any) -> str | None:
+    return None if x > 0 else "x ** y with a node exponent needs a positive base " \
+                              "(d/dy = x ** y ln x)"
+
+
+def _pow_variation(ns: Any, xs: Any, es: Any, c: Any, out: Any, ps: Any) -> tuple[Any, ...]:
+    # Over the box |dx| <= ex, |dy| <= ey (x - ex > 0: the domain test's margin), each
+    # partial moves by at most ex sup|d/dx| + ey sup|d/dy| (mean value theorem), with
+    # d2/dx2 = y (y - 1) x**(y-2), d2/dxdy = x**(y-1) (1 + y ln x), d2/dy2 = x**y ln(x)**2.
+    # x**(y-k) = exp((y - k) ln t) over the box is at most exp(z_k), z_k = (y - k) ln x
+    # + ey L + (|y - k| + ey) ex / near, where L bounds |ln t| (at an end of [near, far])
+    # and |ln t - ln x| <= ex / near. near and far are rounded, so their logs are off by
+    # about 2**-52 absolute (relative where they are far from 1): L is raised by 2**-20
+    # relative and 2**-50 absolute, and z_k by 2**-40 of its terms' size and of
+    # |y - k| + ey, far more than those roundings, so exp(z_k) stays above the exact sup
+    (x, y), (ex, ey) = xs, es
+    near, far = _near(x, ex), _far(x, ex)
+    if not near > 0:
+        return (math.inf, math.inf)
+    lx = ns.log(x)
+    big_l = max(abs(ns.log(near)), abs(ns.log(far))) * _WIDE + 2.0**-50
+    big_y = _far(abs(y), ey)
+    slope = ex / near
+
+    def sup(k: int) -> Any:
+        terms = ((y - k) * lx, ey * big_l, (abs(y - k) + ey) * slope)
+        z = terms[0] + terms[1] + terms[2]
+        size = abs(terms[0]) + terms[1] + terms[2] + abs(y - k) + ey
+        return ns.exp(z + size * 2.0**-40)
+
+    cross = sup(1) * (1 + big_y * big_l)
+    vx = _times(ex, big_y * (big_y + 1) * sup(2)) + _times(ey, cross) if ex else _times(
+        ey, cross)
+    vy = _times(ex, cross) + _times(ey, sup(0) * big_l * big_l) if ey else _times(ex, cross)
+    return (vx, vy)
+
+
+def _pow_float_roundings(operands: Any) -> tuple[float, float]:
+    """libm's pow is within 1 ulp; d/dx = y * x ** (y - 1) also rounds y - 1, which
+    moves x ** (y - 1) by a relative |ln x| * u * |y - 1| (as powc's)."""
+    x, y = operands[0], operands[1]
+    if not (x > 0 and math.isfinite(x) and math.isfinite(y)):
+        return (4, 4)
+    return (4, 4 + abs(y - 1) * abs(math.log(x)))
+
+
+def _pow_output(ns: Any, x: Any, y: Any, out: Any) -> tuple[Any, ...]:
+    return (y * out / x, out * ns.log(x))
+
+
+def _pow_output_error(ns: Any, xs: Any, es: Any, c: Any, out: Any, fo: Any,
+                      u: float) -> tuple[Any, ...]:
+    # y out / x and out ln x from the rounded out and the operands' errors:
+    # |y' o'/x' - y o/x| <= |y| (fo + far(o) ex / |x|) / near(x) + ey far(o) / near(x);
+    # |o' ln x' - o ln x| <= fo L + far(o) ex / near(x), L the largest |ln| on [near, far]
+    (x, y), (ex, ey) = xs, es
+    near = _near(x, ex)
+    if not near > 0:
+        return (math.inf, math.inf)
+    fo_ = _far(abs(out), fo)
+    big_l = max(abs(ns.log(near)), abs(ns.log(_far(x, ex))))
+    # divided rather than multiplied by 1/near, which overflows at a subnormal x
+    return (abs(y) * (fo / near + _times(ex, fo_ / x) / near) + _times(ey, fo_) / near,
+            _times(fo, big_l) + _times(ex, fo_) / near)
+
+
 def _mul_variation(ns: Any, xs: Any, es: Any, c: Any, out: Any, ps: Any) -> tuple[Any, ...]:
     return (es[1], es[0])  # d(x y)/dx = y moves exactly as y does
 
@@ -519,7 +735,7 @@ _ROWS = [
        output_error=_exp_output_error,
        edges=(700.0, 709.0, 709.78, -700.0, -745.0, -708.4, 1e-10, -1e-10, 88.7, -88.7,
               20.0),
-       partner="log", function="exp"),
+       partner="log", shifted=("log1p", 1.0), function="exp"),
     Op("relu", 1, False, "{0}.relu()", _relu, kind="kink", switch=lambda x: x, jump=1.0,
        roundings=(0, 0), float_roundings=(0, 0),
        edges=(1e-300, -1e-300, 5e-324, -5e-324, 1e300, -1e300), chain_leaf="positive",
@@ -535,6 +751,54 @@ _ROWS = [
        output_error=_sigmoid_output_error,
        edges=(35.0, -35.0, 20.0, -20.0, 400.0, -400.0, 36.8, -745.0, 1e-8, 710.0, -1e300),
        function="sigmoid"),
+    Op("sqrt", 1, False, "{0}.sqrt()", _sqrt, domain=_sqrt_domain, edge=(0, 0.0),
+       roundings=(1, 2), variation=_sqrt_variation,
+       float_roundings=(1, 2), output_form=lambda ns, x, out: (0.5 / out,),
+       output_error=_sqrt_output_error,
+       edges=(4.0, 2.0, 9.0, 0.25, 1e-300, 5e-324, 2.2250738585072014e-308, 1e300,
+              1.7976931348623157e308, 1 + 2**-52, 1e-16),
+       chain_leaf="positive", safe_chain=(2.0, None), function="sqrt"),
+    Op("abs", 1, False, "abs({0})", _abs, kind="kink", switch=lambda x: x, jump=2.0,
+       roundings=(0, 0), float_roundings=(0, 0),
+       edges=(1e-300, -1e-300, 5e-324, -5e-324, 1e300, -1e300, -2.0, -0.5),
+       function="abs"),
+    Op("max", 2, False, "{0}.max({1})", _max, commutative=True, same="first", kind="kink",
+       switch=lambda x, y: x - y, jump=1.0, roundings=(0, 0), float_roundings=(0, 0),
+       edges=(1e-300, -1e-300, 5e-324, 1e300, -1e300, 1 + 2**-52, -2.0 - 2**-51),
+       chain_leaf="negative", safe_chain=(-1.0, None), function="maximum"),
+    Op("min", 2, False, "{0}.min({1})", _min, commutative=True, same="first", kind="kink",
+       switch=lambda x, y: y - x, jump=1.0, roundings=(0, 0), float_roundings=(0, 0),
+       edges=(1e-300, -1e-300, 5e-324, 1e300, -1e300, 1 + 2**-52, -2.0 - 2**-51),
+       chain_leaf="positive", safe_chain=(1.0, None), function="minimum"),
+    Op("log1p", 1, False, "{0}.log1p()", _log1p, domain=_log1p_domain, edge=(0, -1.0),
+       roundings=(1, 2), variation=_log1p_variation, float_roundings=(2, 2),
+       edges=(-1 + 2**-53, -0.9, -0.5, 1e-16, -1e-16, 1e-300, 5e-324, 1e-8, 1e300,
+              1.7976931348623157e308, math.e - 1),
+       partner="expm1", function="log1p"),
+    Op("expm1", 1, False, "{0}.expm1()", _expm1, variation=_exp_variation,
+       open_range=(-1.0, math.inf), float_roundings=(2, 2),
+       output_form=lambda ns, x, out: (out + 1,), output_error=_expm1_output_error,
+       edges=(1e-10, -1e-10, 1e-16, 1e-300, 5e-324, 709.0, 709.78, -40.0, -745.0, -1e300,
+              20.0, 0.5),
+       partner="log1p", shifted=("log", -1.0), function="expm1"),
+    Op("erf", 1, False, "{0}.erf()", _erf, roundings=_erf_roundings, variation=_erf_variation,
+       open_range=(-1.0, 1.0), float_roundings=_erf_float_roundings,
+       edges=(6.0, -6.0, 5.9, 27.0, -27.0, 26.5, 0.5, 1e-8, 1e-300, 5e-324, 1e300, -1e300),
+       function="erf"),
+    Op("sin", 1, False, "{0}.sin()", _sin, variation=_trig_variation, float_roundings=(2, 2),
+       edges=(1e22, -1e22, math.pi, 2 * math.pi, math.pi / 2, 355.0, 1e300, 8.98846567431158e307,
+              1e-8, 1e-300, 5e-324),
+       function="sin"),
+    Op("cos", 1, False, "{0}.cos()", _cos, variation=_trig_variation, float_roundings=(2, 2),
+       edges=(1e22, -1e22, math.pi / 2, math.pi, 2 * math.pi, 355.0, 1e300,
+              8.98846567431158e307, 1e-8, 1e-300, 5e-324),
+       function="cos"),
+    Op("pow", 2, False, "{0} ** {1}", _pow, domain=_pow_domain, edge=(0, 0.0),
+       roundings=(1, 3), variation=_pow_variation,
+       float_roundings=_pow_float_roundings, output_form=_pow_output,
+       output_error=_pow_output_error,
+       edges=(2.0, 0.5, 10.0, 1e-300, 1e300, 1 + 2**-52, 1e-10),
+       chain_leaf="positive_near_one", safe_chain=(1.0, None)),
 ]
 
 OPS: dict[str, Op] = {op.name: op for op in _ROWS}
@@ -572,7 +836,7 @@ def dispatch(ops: Mapping[str, Op] | None = None) -> dict[str, tuple[tuple[str, 
     (``"node"``, ``"const"``, or ``"none"`` for a unary method) and the op it makes.
 
     >>> dispatch()["__pow__"]
-    (('const', 'powc'),)
+    (('const', 'powc'), ('node', 'pow'))
     """
     table: dict[str, list[tuple[str, str]]] = {}
     for op in (OPS if ops is None else ops).values():

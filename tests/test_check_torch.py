@@ -1,6 +1,7 @@
 """check_grads on PyTorch: the catalogue of custom Functions (each bug found, each correct
 version passing), PyTorch's own ops with no false alarm, and what cannot be traced."""
 
+import math
 import subprocess
 import sys
 
@@ -19,7 +20,6 @@ from gradcert.check import (  # noqa: E402
     Untraceable,
     check_grads,
 )
-from gradcert.check.builder import OPS  # noqa: E402
 
 pytestmark = pytest.mark.slow  # check_grads over PyTorch's ops and the catalogue
 
@@ -168,17 +168,10 @@ def _attention(x):
     return weights @ v
 
 
-NEEDS_ROW = {  # ops the op table has no row for yet (expm1: PyTorch computes expm1' from
-    "expm1": "expm1", "elu": "expm1",  # its output, which only the row can model)
-    "sin": "sin", "cos": "cos", "erf": "erf", "gelu": "erf",
-}
 
 
 @pytest.mark.parametrize("name", sorted(OWN_OPS))
 def test_pytorchs_own_ops_pass(name):
-    row = NEEDS_ROW.get(name)
-    if row and row not in OPS:
-        pytest.skip(f"needs the {row} op row (PyTorch's {name}' is computed from its output)")
     f = OWN_OPS[name]
     r = check_grads(f, (_x(3, 4, seed=hash(name) % 1000),), examples=4, reproducer_dir=None)
     assert r.passed
@@ -207,11 +200,29 @@ def test_pytorchs_own_ops_pass_in_float32(name):
     assert r.passed and r.dtype == "float32"
 
 
-@pytest.mark.skipif("erf" in OPS, reason="the erf op row exists")
-def test_gelu_names_the_missing_erf_row():
-    with pytest.raises(Untraceable, match=r"aten.gelu.default.*'erf'") as e:
-        check_grads(F.gelu, (_x(3, 4),), examples=0)
-    assert e.value.row == "erf"
+def test_gelu_is_judged_through_the_erf_row():
+    # GELU's erf is a row of the op table: judged exactly, no fallback; PyTorch's own
+    # expm1' (from its output) passes too, under the row's output form
+    r = check_grads(F.gelu, (_x(3, 4),), examples=2, reproducer_dir=None)
+    assert r.passed and not r.approximate
+    assert check_grads(torch.expm1, (_x(3, 4),), examples=2, reproducer_dir=None).passed
+
+    class Gelu(torch.autograd.Function):  # a derivative off by a relative 1e-9
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return F.gelu(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            cdf = 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+            pdf = torch.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+            return g * (cdf + x * pdf) * (1 + 1e-9)
+
+    r = check_grads(Gelu.apply, (_x(3, 4),), examples=0, raise_on_failure=False,
+                    reproducer_dir=None)
+    assert not r.passed
 
 
 def test_an_untraceable_op_is_named_and_the_fallback_is_approximate():

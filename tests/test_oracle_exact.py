@@ -117,6 +117,50 @@ def forward_mode(graph, prec=FWD_PREC):
             v = 1 / (1 + e)
             s = e / (1 + e) ** 2
             d = [s * a for a in d0]
+        elif op == "sqrt":
+            if x <= 0:
+                raise _FwdDomain(i)
+            v = ctx.sqrt(x)
+            d = [a / (2 * v) for a in d0]
+        elif op == "abs":
+            v = abs(x)
+            sign = 1 if x > 0 else -1 if x < 0 else 0  # abs'(0) = 0
+            d = [sign * a for a in d0]
+        elif op in ("max", "min"):
+            y, d1 = xs[1], dx[1]
+            first = x > y if op == "max" else x < y
+            v = x if first or x == y else y
+            w = 1 if first else 0 if x != y else ctx.mpf(0.5)  # a tie splits evenly
+            d = [w * a + (1 - w) * b for a, b in zip(d0, d1, strict=True)]
+        elif op == "log1p":
+            if x <= -1:
+                raise _FwdDomain(i)
+            v, d = ctx.log1p(x), [a / (1 + x) for a in d0]
+        elif op == "expm1":
+            if abs(x) >= ctx.mpf(2) ** 1000:
+                raise _FwdRange
+            v, s = ctx.expm1(x), ctx.exp(x)
+            d = [s * a for a in d0]
+        elif op == "erf":
+            if abs(x) >= ctx.mpf(2) ** 1000:
+                raise _FwdRange
+            v, s = ctx.erf(x), 2 / ctx.sqrt(ctx.pi) * ctx.exp(-x * x)
+            d = [s * a for a in d0]
+        elif op in ("sin", "cos"):
+            if abs(x) >= ctx.mpf(2) ** 1000:
+                raise _FwdRange
+            v = ctx.sin(x) if op == "sin" else ctx.cos(x)
+            s = ctx.cos(x) if op == "sin" else -ctx.sin(x)
+            d = [s * a for a in d0]
+        elif op == "pow":
+            y, d1 = xs[1], dx[1]
+            if x <= 0:
+                raise _FwdDomain(i)
+            if abs(y * ctx.ln(x)) >= ctx.mpf(2) ** 20:
+                raise _FwdRange
+            v = ctx.power(x, y)
+            d = [y * ctx.power(x, y - 1) * a + v * ctx.ln(x) * b
+                 for a, b in zip(d0, d1, strict=True)]
         else:  # pragma: no cover - a new op needs a line here
             raise AssertionError(f"forward mode lacks {op}")
         vals.append(v)

@@ -93,7 +93,7 @@ class Capabilities:
 
     >>> c = Capabilities(frozenset({"add", "mul"}))
     >>> sorted(c.unsupported)[:3], c.missing({"add", "log"})
-    (['addc', 'div', 'divc'], frozenset({'log'}))
+    (['abs', 'addc', 'cos'], frozenset({'log'}))
     """
 
     ops: frozenset[str]

@@ -37,7 +37,7 @@ from gradcert.adapters.base import (
     _number,
     _show,
 )
-from gradcert.ops import OPS, Op
+from gradcert.ops import OPS, Op, dispatch
 
 __all__ = ["PROBE_STEPS", "GenericAdapter", "check_value_class", "method_of", "probe"]
 
@@ -57,9 +57,11 @@ def method_of(op: Op) -> str | None:
 
     >>> method_of(OPS["rsubc"]), method_of(OPS["log"]), method_of(OPS["neg"])
     ('__rsub__', 'log', '__neg__')
+    >>> method_of(OPS["max"]), method_of(OPS["abs"]), method_of(OPS["pow"])
+    ('max', '__abs__', '__pow__')
     """
     t = op.template
-    if m := re.fullmatch(r"\{0\}\.(\w+)\(\)", t):
+    if m := re.fullmatch(r"\{0\}\.(\w+)\((\{1\})?\)", t):
         return m.group(1)
     if t == "-{0}":
         return "__neg__"
@@ -194,8 +196,19 @@ def _probe(cls: Any, op: Op, method: str | None) -> str | None:
                     cls, op, method, x, y, c):
                 return f"lacks: {cls.__name__}.{method} returns NotImplemented for " \
                        f"{'a float' if op.has_const else 'a ' + cls.__name__}"
+            if isinstance(e, (TypeError, AssertionError)) and _takes_only_numbers(op, method):
+                # x ** y of two Values, where ** takes a number exponent (micrograd's
+                # assert isinstance(other, (int, float)))
+                return f"lacks: {cls.__name__}.{method} takes a number, not a " \
+                       f"{cls.__name__} ({type(e).__name__}: {e})"
             problem = f"{type(e).__name__}: {e}"
     return f"fails at every probe point: {problem}"
+
+
+def _takes_only_numbers(op: Op, method: str | None) -> bool:
+    """Whether ``op`` is the node form of a method that also takes a number (``**``)."""
+    forms = dict(dispatch().get(method or "", ()))
+    return op.arity == 2 and forms.get("node") == op.name and "const" in forms
 
 
 def _returns_not_implemented(cls: Any, op: Op, method: str, x: float, y: float,

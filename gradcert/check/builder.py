@@ -4,9 +4,9 @@ Every tracer (PyTorch, JAX, gradcert's own Values) lowers the function it
 traces to scalar operations on *refs*: a ref is a node id (an ``int``), or a
 ``float`` constant that depends on no input. The :class:`Builder` turns
 those operations into graph nodes, emitting a node only for an op the table
-has (:data:`OPS`), and otherwise using an exact decomposition into ops it
-has (``sqrt(x) = x ** 0.5``, ``log1p(x) = log(1 + x)``, ``x ** y =
-exp(y log x)``): exact in the real numbers the oracle computes in, only the
+has (:data:`OPS`: ``sqrt``, ``log1p``, ``erf``, ``x ** y``, ... have rows),
+and otherwise using an exact decomposition into ops it has (``rsqrt(x) = x
+** -0.5``): exact in the real numbers the oracle computes in, only the
 tolerance model sees them as the rounded operations they spell. An op with
 neither raises :class:`~gradcert.check.result.Untraceable` naming the row.
 
@@ -260,6 +260,22 @@ class Builder:
 
     def cos(self, a: Ref) -> Ref:
         return self._unary("cos", a)
+
+    def abs(self, a: Ref) -> Ref:
+        """|a| as the ``abs`` row (abs'(0) = 0: the oracle decides the branch exactly)."""
+        return self.emit("abs", (a,)) if type(a) is int else abs(a)
+
+    def pick(self, a: Ref, b: Ref, largest: bool) -> Ref:
+        """max (min) of a and b as the ``max`` (``min``) row: the branch decided on the
+        exact values, a tie split evenly (PyTorch's and JAX's rule, and the row's)."""
+        if type(a) is not int and type(b) is not int:
+            return max(a, b) if largest else min(a, b)
+        for c, other in ((a, b), (b, a)):
+            if type(c) is not int and not _isfinite(c):  # an infinite (NaN) constant
+                if c != c:
+                    return c
+                return other if (c < 0) == largest else c  # max(x, -inf) is x
+        return self.emit("max" if largest else "min", (self.node(a), self.node(b)))
 
     def sum(self, refs: Iterable[Ref]) -> Ref:
         """Left-to-right sum (the order with the largest rounding bound)."""

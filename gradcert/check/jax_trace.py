@@ -350,7 +350,7 @@ def _abs(tr: _Tracer, eqn: Any, ins: list[Val], outs: list[Any]) -> list[T]:
     for k, r in enumerate(x.refs):
         v = x.val(k)
         b.split(r, 0.0, v > 0, "abs", v == 0)
-        refs.append(b.neg(r) if v < 0 else r)  # JAX: abs'(0) = 1
+        refs.append(r if v == 0 else b.abs(r))  # JAX: abs'(0) = 1, the row's is 0
     return [T(x.shape, refs)]
 
 
@@ -362,12 +362,11 @@ def _pick(tr: _Tracer, ins: list[Val], largest: bool, what: str) -> list[T]:
     refs: list[Ref] = []
     for k, (r, s) in enumerate(zip(x.refs, y.refs, strict=True)):
         u, v = x.val(k), y.val(k)
-        if u == v:  # JAX splits a tie evenly
-            b.split(r, s, False, what + " (a tie)", True)
-            refs.append(b.div(b.add(r, s), 2.0))
+        if u != u or v != v:
+            refs.append(r if u != u else s)
             continue
-        b.split(r, s, u > v, what)
-        refs.append(r if u != u or (v == v and (u > v) == largest) else s)
+        b.split(r, s, u > v, what + (" (a tie)" if u == v else ""), u == v)
+        refs.append(b.pick(r, s, largest))  # JAX splits a tie evenly, as the row does
     return [T(shape, refs)]
 
 

@@ -152,25 +152,23 @@ def _abs(tr: Any, a: dict[str, Any], out: Any) -> T:
     for k, r in enumerate(x.refs):
         v = x.val(k)
         b.split(r, 0.0, v > 0, "abs", v == 0)
-        refs.append(r if v > 0 else b.neg(r) if v < 0 else 0.0)  # abs'(0) = 0
+        refs.append(b.abs(r))  # the row's abs'(0) = 0 is PyTorch's
     return T(x.shape, refs)
 
 
 def _pick(tr: Any, x: T, y: T, largest: bool, what: str) -> T:
-    """Elementwise max (min) of x and y, branch fixed; a tie averages (PyTorch's rule)."""
+    """Elementwise max (min) of x and y as the max (min) row; a tie splits evenly."""
     shape = tuple(broadcast_to(x, _shape2(x, y)).shape)
     x, y = broadcast_to(x, shape), broadcast_to(y, shape)
     b = tr.b
     refs: list[Ref] = []
     for k, (r, s) in enumerate(zip(x.refs, y.refs, strict=True)):
         u, v = x.val(k), y.val(k)
-        if u == v:
-            b.split(r, s, False, what + " (a tie)", True)
-            refs.append(b.div(b.add(r, s), 2.0))
+        if u != u or v != v:  # NaN wins, as in PyTorch
+            refs.append(r if u != u else s)
             continue
-        first = u != u or (v == v and (u > v) == largest)  # NaN wins, as in PyTorch
-        b.split(r, s, u > v, what)
-        refs.append(r if first else s)
+        b.split(r, s, u > v, what + (" (a tie)" if u == v else ""), u == v)
+        refs.append(b.pick(r, s, largest))  # a tie splits evenly: PyTorch's rule, the row's
     return T(shape, refs)
 
 

@@ -13,11 +13,13 @@ Semantics:
   it to the old one: a second ``backward`` on the same output exactly doubles
   every leaf gradient, also for leaves used many times.
 - Distinct nodes are distinct even when their values are equal.
-- ``relu'(0) = 0``.
+- ``relu'(0) = abs'(0) = 0``; ``max`` and ``min`` of two equal values give
+  each half the gradient.
 - Inputs outside an op's domain raise, naming the op and its input:
-  ``ValueError`` for ``log`` of a non-positive number or a non-integer power
-  of a non-positive one, ``ZeroDivisionError`` for ``0 ** -1`` and ``x / 0``,
-  ``OverflowError`` when ``exp`` or ``**`` leaves float64. ``+``, ``-`` and
+  ``ValueError`` for ``log`` or ``sqrt`` of a non-positive number, ``log1p``
+  at or below -1, a non-integer power of a non-positive number or any
+  Value power of one, ``ZeroDivisionError`` for ``0 ** -1`` and ``x / 0``,
+  ``OverflowError`` when ``exp``, ``expm1`` or ``**`` leaves float64. ``+``, ``-`` and
   ``*`` follow Python floats (they overflow to ``inf``). No result is ever
   silently clamped.
 
@@ -40,7 +42,9 @@ from typing import Any
 
 __all__ = ["Value", "no_gc"]
 
-_exp, _log, _tanh = math.exp, math.log, math.tanh
+_exp, _log, _tanh, _sqrt = math.exp, math.log, math.tanh, math.sqrt
+_log1p, _expm1, _erf, _sin, _cos = math.log1p, math.expm1, math.erf, math.sin, math.cos
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _new = object.__new__
 _ids = count()
 _index = attrgetter("_i")
@@ -148,9 +152,9 @@ class Value:
         return out
 
     def __pow__(self, c: Any) -> Value:
+        if type(c) is Value:
+            return self._pow(c)
         if type(c) is not float:
-            if isinstance(c, Value):
-                raise TypeError("Value ** Value is not supported: the exponent must be a number")
             c = _number(c, "**")
         x = self.data
         if not x > 0.0 and not c.is_integer():  # as the op table: 0 ** 0.5 too
@@ -168,6 +172,45 @@ class Value:
 
     def __rpow__(self, other: Any) -> Value:
         raise TypeError("number ** Value is not supported: the exponent must be a number")
+
+    def _pow(self, other: Value) -> Value:  # x ** y, both Values
+        x, y = self.data, other.data
+        if not x > 0.0:
+            raise ValueError(f"pow: {x!r} ** {y!r}: a Value exponent needs a positive base")
+        try:
+            z = x**y
+            dx = y * x ** (y - 1.0)
+        except OverflowError:
+            raise OverflowError(f"pow: {x!r} ** {y!r} overflows float64") from None
+        out = _new(Value)
+        out.data, out.grad, out._a, out._da, out._b, out._db, out._i = (
+            z, 0.0, self, dx, other, z * _log(x), next(_ids))
+        return out
+
+    def __abs__(self) -> Value:
+        x = self.data
+        out = _new(Value)
+        out.data, out.grad, out._a, out._b, out._i = abs(x), 0.0, self, None, next(_ids)
+        out._da = 1.0 if x > 0.0 else -1.0 if x < 0.0 else 0.0  # abs'(0) = 0
+        return out
+
+    def max(self, other: Value) -> Value:
+        """The larger of two Values; at a tie each gets half the gradient."""
+        x, y = self.data, _other(other, "max").data
+        out = _new(Value)
+        out.data = x if x >= y else y
+        out._da, out._db = (1.0, 0.0) if x > y else (0.0, 1.0) if y > x else (0.5, 0.5)
+        out.grad, out._a, out._b, out._i = 0.0, self, other, next(_ids)
+        return out
+
+    def min(self, other: Value) -> Value:
+        """The smaller of two Values; at a tie each gets half the gradient."""
+        x, y = self.data, _other(other, "min").data
+        out = _new(Value)
+        out.data = x if x <= y else y
+        out._da, out._db = (1.0, 0.0) if x < y else (0.0, 1.0) if y < x else (0.5, 0.5)
+        out.grad, out._a, out._b, out._i = 0.0, self, other, next(_ids)
+        return out
 
     def __neg__(self) -> Value:
         out = _new(Value)
@@ -219,6 +262,56 @@ class Value:
         out = _new(Value)
         out.data, out.grad, out._a, out._da, out._b, out._i = (
             s, 0.0, self, e / ((1.0 + e) * (1.0 + e)), None, next(_ids))
+        return out
+
+    def sqrt(self) -> Value:
+        x = self.data
+        if not x > 0.0:
+            raise ValueError(f"sqrt({x!r}): sqrt needs a positive input (its derivative "
+                             f"is infinite at 0)")
+        y = _sqrt(x)
+        out = _new(Value)
+        out.data, out.grad, out._a, out._da, out._b, out._i = (
+            y, 0.0, self, 0.5 / y, None, next(_ids))
+        return out
+
+    def log1p(self) -> Value:
+        x = self.data
+        if not x > -1.0:
+            raise ValueError(f"log1p({x!r}): log1p needs an input above -1")
+        out = _new(Value)
+        out.data, out.grad, out._a, out._da, out._b, out._i = (
+            _log1p(x), 0.0, self, 1.0 / (1.0 + x), None, next(_ids))
+        return out
+
+    def expm1(self) -> Value:
+        try:
+            y, d = _expm1(self.data), _exp(self.data)
+        except OverflowError:
+            raise OverflowError(f"expm1({self.data!r}) overflows float64") from None
+        out = _new(Value)
+        out.data, out.grad, out._a, out._da, out._b, out._i = y, 0.0, self, d, None, next(_ids)
+        return out
+
+    def erf(self) -> Value:
+        x = self.data
+        out = _new(Value)
+        out.data, out.grad, out._a, out._da, out._b, out._i = (
+            _erf(x), 0.0, self, _TWO_OVER_SQRT_PI * _exp(-x * x), None, next(_ids))
+        return out
+
+    def sin(self) -> Value:
+        x = self.data
+        out = _new(Value)
+        out.data, out.grad, out._a, out._da, out._b, out._i = (
+            _sin(x), 0.0, self, _cos(x), None, next(_ids))
+        return out
+
+    def cos(self) -> Value:
+        x = self.data
+        out = _new(Value)
+        out.data, out.grad, out._a, out._da, out._b, out._i = (
+            _cos(x), 0.0, self, -_sin(x), None, next(_ids))
         return out
 
     # -- the chain rule -------------------------------------------------------
@@ -293,6 +386,12 @@ def _number(x: Any, op: str) -> float:
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         return float(x)
     raise TypeError(f"unsupported operand for Value {op}: {type(x).__name__}")
+
+
+def _other(x: Any, op: str) -> Value:
+    if type(x) is not Value:
+        raise TypeError(f"Value.{op} takes a Value, got {type(x).__name__}")
+    return x
 
 
 def _by_creation(root: Value, leaves: dict[int, Value]) -> list[Any]:

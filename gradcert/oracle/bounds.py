@@ -33,7 +33,13 @@ Stability of Numerical Algorithms*, section 3.3). Why each bound holds:
   ``same``) are exact, and so is an op of its inverse (the row's
   ``partner``): the exact value of ``exp(log(y))`` is y's, so the node takes
   y's value and bound, and reverse mode passes its gradient straight to y
-  with the exact partial 1 (the chain rule through the pair).
+  with the exact partial 1 (the chain rule through the pair). An op of an
+  inverse shifted by a constant (the row's ``shifted``: ``expm1(log(y))`` is
+  y - 1) takes y + k, correctly rounded, with y's bound and that rounding.
+  A relu or abs between the two (``log1p(abs(expm1(y)))``) is the identity
+  where its operand z is positive, and then so is the pair; each run takes
+  the shortcut only where z > 0 is certain (16 error bounds from 0), where
+  relu' = abs' = 1 too, so the chain rule still gives the partial 1.
 - **Reverse mode.** A term ``g * p`` is off by |p| e_g + (|g| + e_g) e_p and
   its rounding; each sum by its rounding too.
 - **MPFR's range.** MPFR's exponents reach 2**(+-2**30). The general pass
@@ -155,6 +161,9 @@ class Step(NamedTuple):
     facts: Facts  # its op's, with its constant
     inverse: int  # y where the node is f(g(y)) and g is f's inverse (its row's partner), or
     # -1: then its value is y's, and reverse mode passes its gradient to y (partial 1)
+    shift: float  # or f(g(y)) = y + shift exactly (the row's ``shifted``: expm1(log(y)))
+    via: int  # z where the node is f(c(z)), z = g(y), c a relu or abs: f(g(y)) again, but
+    # only where z > 0 is certain, which each run checks (else -1)
 
 
 @dataclass
@@ -185,6 +194,7 @@ class Run:
     nums: list[Any] = field(default_factory=list)  # the values as the bounds' numbers
     parts: list[Any] = field(default_factory=list)  # each node's partials
     perrs: list[Any] = field(default_factory=list)  # and bounds on their errors
+    short: dict[int, int] = field(default_factory=dict)  # nodes taken as y + k: their y
 
 
 def plan(graph: Graph) -> Plan:
@@ -217,13 +227,32 @@ def plan(graph: Graph) -> Plan:
         if len(args) == 2:
             a, b = args
             steps.append(new(Step, (i, a, b, got.op.same is not None and same[a] == same[b],
-                                    got, -1)))
+                                    got, -1, 0.0, -1)))
         else:
             inner = graph.nodes[args[0]]
-            inverse = inner.args[0] if got.op.partner is not None and \
-                inner.op == got.op.partner and inner.const is None else -1
-            steps.append(new(Step, (i, args[0], -1, False, got, inverse)))
+            via = -1
+            if inner.op in _COPIES and graph.nodes[inner.args[0]].op != "leaf":
+                via = inner.args[0]  # relu(z), abs(z): z itself where z > 0
+                inner = graph.nodes[via]
+            inverse, shift = _inverse(got.op, inner)
+            steps.append(new(Step, (i, args[0], -1, False, got, inverse, shift,
+                                    via if inverse >= 0 else -1)))
     return Plan(steps, leaf_values, graph.leaves, screenable)
+
+
+_COPIES = ("relu", "abs")  # unary kinks that are the identity on positive numbers
+
+
+def _inverse(op: Op, inner: Any) -> tuple[int, float]:
+    """(y, k) where op(inner) is y + k exactly, as inner is g(y) and the row says
+    op(g(y)) = y + k (its ``partner``, k = 0, or its ``shifted``); else (-1, 0.0)."""
+    if inner.const is not None or inner.op == "leaf":
+        return -1, 0.0
+    if op.partner is not None and inner.op == op.partner:
+        return inner.args[0], 0.0
+    if op.shifted is not None and inner.op == op.shifted[0]:
+        return inner.args[0], op.shifted[1]
+    return -1, 0.0
 
 
 def _facts(op: Op, const: float | None) -> Facts:
@@ -293,7 +322,8 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
     pmags: list[Any] = [()] * n  # |partials|, as the bounds' numbers
     perrs: list[Any] = [()] * n  # bounds on the partials' errors
     kinks: list[int] = []
-    for node, a, b, same, facts, inverse in p.steps:
+    short: dict[int, int] = {}  # the nodes computed as y + k, and their y
+    for node, a, b, same, facts, inverse, shift, via in p.steps:
         op, c, cf, fn, fixed, fixed_mags, rounds, guarded, domain, edge, variation, kink = facts
         x = values[a]
         ex = errs[a]
@@ -347,9 +377,14 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
             mc.inexact = False
             v, ps = fn(numbers, x, y) if binary else fn(numbers, x) if c is None \
                 else fn(numbers, x, c)
+            if inverse >= 0 and via >= 0:  # f(relu(g(y))): f(g(y)) only where z = g(y) > 0
+                z, ez = values[via], errs[via]
+                if not (z > 0 and (not ez or ez * MARGIN < (nums[via] if screen else z))):
+                    inverse = -1
             if inverse >= 0:  # exp(log(y)), log(exp(y)): exactly y, of partial 1 in y
-                v = values[inverse]
+                v = values[inverse] + shift if shift else values[inverse]  # expm1(log(y))
                 ps = _ONE
+                short[node] = inverse
             values[node] = v
             parts[node] = ps
             if not track:
@@ -366,6 +401,8 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
                 m1 = abs(f1)
             else:
                 m1 = 0.0
+            if screen and (q0 and not m0 or binary and q1 and not m1):
+                return None  # a partial below float64's range (erf'(30)): not a float bound
             if not screen and (av > hi or m0 > hi or m1 > hi):
                 _beyond(node, op)
             kv, kp = rounds or op.rounding_counts(abs(nums[a]), exact=True)
@@ -399,6 +436,8 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
                 e = 0.0  # a - a, a / a: exact
             if inverse >= 0:  # y's bound: the exact value is y's; the partial 1 is exact
                 e, m0, r0 = errs[inverse], 1.0, 0.0
+                if shift and v.rc:  # y + shift, correctly rounded
+                    e += av * unit
             pm = (m0, m1) if binary else (m0,)
             pe = (r0, r1) if binary else (r0,)
         if screen:
@@ -419,7 +458,7 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
         nums[node] = fv
         pmags[node] = pm
         perrs[node] = pe
-    return values, errs, nums, parts, pmags, perrs, kinks
+    return values, errs, nums, parts, pmags, perrs, kinks, short
 
 
 def _beyond(node: int, op: Op) -> None:
@@ -428,7 +467,7 @@ def _beyond(node: int, op: Op) -> None:
 
 def _reverse(p: Plan, prec: int, screen: bool, track: bool, mc: Any, values: list[Any],
              errs: list[Any], nums: list[Any], parts: list[Any], pmags: list[Any],
-             perrs: list[Any], kinks: list[int]) -> Run | None:
+             perrs: list[Any], kinks: list[int], short: dict[int, int]) -> Run | None:
     """Reverse mode: grads[a] += grads[i] * d node_i / d node_a, with bounds."""
     hi = _GHI if screen else _WHI
     unit = 2.0 ** (2 - prec) if screen else mpfr(2) ** (2 - prec)
@@ -437,14 +476,14 @@ def _reverse(p: Plan, prec: int, screen: bool, track: bool, mc: Any, values: lis
     grads: list[Any] = [None] * n
     gerrs: list[Any] = [0.0] * n
     grads[n - 1] = mpfr(1)
-    for i, a, b, _, _, inverse in reversed(p.steps):
+    for i, a, b, *_ in reversed(p.steps):
         g = grads[i]
         if g is None:
             continue
         ge = gerrs[i]
         if not g and not ge:
             continue  # an exact zero gradient passes nothing on
-        args = (a, b) if b >= 0 else (inverse,) if inverse >= 0 else (a,)
+        args = (a, b) if b >= 0 else (short[i],) if i in short else (a,)
         if not track:
             for a, q in zip(args, parts[i], strict=True):
                 t = g * q
@@ -502,7 +541,7 @@ def _reverse(p: Plan, prec: int, screen: bool, track: bool, mc: Any, values: lis
                     return None
                 raise Beyond(i, f"the gradient of leaf node {i} is beyond the oracle's range")
     return Run(values, errs, grads, gerrs, kinks, None, prec, p.leaves, screen, nums, parts,
-               perrs)
+               perrs, short)
 
 
 def _term(g: Any, ge: Any, q: Any, qe: Any, t: Any, unit: Any) -> Any:
@@ -524,8 +563,8 @@ def sides(p: Plan, r: Run) -> list[int | None]:
     for step in p.steps:
         i, op = step.node, step.facts.op
         v = r.values[i]
-        if step.inverse >= 0:
-            s[i] = s[step.inverse]  # exp(log(y)) is y
+        if i in r.short:  # exp(log(y)) is y; expm1(log(y)) is y - 1, maybe rounded
+            s[i] = s[r.short[i]] if not (step.shift and v.rc) else None
             continue
         if not r.errs[i]:
             continue  # exact

@@ -412,7 +412,7 @@ def _rational(graph: Graph, plan: bounds.Plan, run: Run, values_f64: list[float]
         if any(f is _UNCERTIFIED for f in grad_f64):
             adj = [Fraction(0)] * len(graph.nodes)
             adj[-1] = Fraction(1)
-            inverse = {step.node: step.inverse for step in plan.steps if step.inverse >= 0}
+            inverse = run.short  # exp(log(y)) and the like: partial 1 in y
             for i in range(len(graph.nodes) - 1, -1, -1):
                 if adj[i] and i in inverse:
                     adj[inverse[i]] += adj[i]  # exp(log(y)): partial 1 in y
@@ -454,8 +454,9 @@ def exact(f: Callable[..., Any], xs: Sequence[float], **options: Any) -> Exact:
 
     ``f`` takes one argument per input, and may use every op of the op table
     as the reference engine spells it: ``+ - * /`` (also with numbers on
-    either side), ``**`` with a constant exponent, unary ``-``, and the
-    methods ``.log() .exp() .relu() .tanh() .sigmoid()``.
+    either side), ``**`` (a constant or a traced exponent), unary ``-``,
+    ``abs()``, and the methods ``.log() .exp() .relu() .tanh() .sigmoid()
+    .sqrt() .log1p() .expm1() .erf() .sin() .cos() .max(y) .min(y)``.
 
     >>> e = exact(lambda x, y: x * y + x.tanh(), [2.0, 5.0])
     >>> e.value_f64 == 10.0 + math.tanh(2.0)

@@ -347,8 +347,10 @@ def _linear(graph: Graph, u: float, dtype: str,
             var = _variation(op, xs, node.const, out, fx, p)
         except (OverflowError, ZeroDivisionError):
             var = (math.inf,) * op.arity
-        if _exact_copy(node, same):
-            f = 0.0
+        if _exact_copy(node, same):  # a - a is 0; max(a, a) is a, with a's error
+            f = 0.0 if op.same == "zero" else fwd[node.args[0]]
+            if op.kind == "kink":  # max(a, a): whichever branch, the partials sum to 1,
+                var = (0.0,) * op.arity  # exactly, into a's one adjoint
         elif op.kind == "kink" and _uncertain(op, xs, fx):
             f += sum(fx)  # 1-Lipschitz on either side of the kink
         else:
@@ -483,7 +485,7 @@ def tolerance(graph: Graph, exact: Any = None, dtype: str = "float64",
     Cost: about 6 to 14 float64 evaluations of the graph, forward and
     backward, in pure Python (docs/measure_tolerance.py measures it); linear
     in its size; no mpmath. Deterministic for a given ``seed``. On 10,000
-    random graphs no correct engine (ten of them) fell outside, and 99.3% of
+    random graphs no correct engine (ten of them) fell outside, and 99.5% of
     the relative errors of 1e-9 planted in a local derivative did, counting
     those that reach the output by more than the correct engines' own error
     there (docs/tolerance.md).

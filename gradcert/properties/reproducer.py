@@ -344,7 +344,7 @@ def isolated_body(graph: Graph, value: str, *, cpu: float | None) -> str:
 def _kink_cases(check: Any, graph: Graph, ex: Any) -> list[tuple[float, Any, Any]]:
     """The exact answers with relu'(0) = 0.5 and 1 where a relu of ``graph`` sits on its
     kink (none with --strict), so the reproducer passes on any usual convention."""
-    kinks = tuple(getattr(ex, "kinks", ()) or ())
+    kinks = tuple(k for k in getattr(ex, "kinks", ()) or () if graph.nodes[k].op == "relu")
     if not kinks or check.config.strict:
         return []
     from gradcert.oracle import exact_graph

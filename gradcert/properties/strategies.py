@@ -11,7 +11,9 @@ such as ``1.0``.
 
 No kink is ever taken exactly (relu or abs of ``0.0``, max or min of two
 equal values): which derivative an engine picks there is a convention,
-checked by its own property.
+checked by its own property. Nor is a smooth op drawn where its relative
+condition number passes 2**53 (``x ** y`` at x within rounding of 1 and a
+huge y, sin of a rounded 1e26): float64's value is noise there.
 
 >>> from hypothesis import find, settings
 >>> g = find(graphs(ops={"mul", "log"}), lambda g: "log" in g.ops_used(),
@@ -43,6 +45,8 @@ KINDS = ("realistic", "nasty", "mixed")
 _BIG = 1e150  # an op may not push a value past this, unless an operand already was
 _MAX_FLOAT = 1.7976931348623157e308
 _SENSITIVITY = 1e200  # bound on the sum over paths of |products of partials| between nodes
+_NOISE = 2.0**53  # (x ** y at x within rounding of 1, y = -4.6e82: float64 says 1.0 where
+# the exact value is beyond any range; sin of a rounded 3.9e26 has any sign)
 
 _REALISTIC_EDGES = (1.0, 0.0, 2.0, -1.0, 0.5, 3.0, -2.0, -0.5, 0.25, 1.5, -3.0, 0.1)
 _NASTY_EDGES = (
@@ -177,6 +181,9 @@ def _node_value(op: str, xs: Sequence[float], const: float | None, sens: Sequenc
         return None
     if bounded and abs(v) > _BIG and abs(v) > max(abs(x) for x in operands):
         return None
+    if bounded and row.kind == "smooth" and v and any(
+            abs(p * x) > _NOISE * abs(v) for p, x in zip(partials, xs, strict=False)):
+        return None  # a relative condition number past 2**53: float64's value is noise
     s = 0.0
     for p, si in zip(partials, sens, strict=True):
         s += abs(p) * si
@@ -394,9 +401,9 @@ def _chain(op: str, length: int, x: float, c: float | None) -> Graph | None:
     row = OPS[op]
     nodes = [Node.leaf(x)]
     v, s = x, 1.0
-    first = 0 if row.kind == "kink" and row.arity == 2 else 1  # max(x, x) would be a kink
+    tie = row.kind == "kink" and row.arity == 2  # max(x, x) would be a tie: start at -x
     for k in range(length):
-        name = row.partner if row.partner and k % 2 == first else op
+        name = "neg" if tie and k == 0 else row.partner if row.partner and k % 2 else op
         step = OPS[name]
         prev = len(nodes) - 1
         const = c if row.has_const and name == op else step.tame_const
@@ -456,7 +463,7 @@ def chains(op: str, length: int, *, kind: str = "realistic") -> SearchStrategy[G
     Binary ops take the leaf as their second operand (``((x * x) * x) * x``,
     fan-out of the leaf at every level). An op that cannot be iterated for
     long alternates with its row's partner (``exp(log(exp(x)))``); a binary
-    kink starts with it (``max(-x, x)``), since ``max(x, x)`` is a tie.
+    kink starts from ``-x`` (``max(-x, x)``), since ``max(x, x)`` is a tie.
     Leaves and constants are chosen so every node stays in range (e.g. ``x``
     near 1 for ``mul``); shrinks towards leaf ``1.0`` and the simplest constant.
 
@@ -616,7 +623,10 @@ def _op_inputs(draw: Any, op: str, kind: str) -> OpInputs:
         xs = [draw(_SAFE_OPERAND) for _ in range(row.arity)]
         if _node_value(op, xs, const, [1.0] * row.arity, bounded=False,
                        sens_limit=_MAX_FLOAT) is None:
-            const = 2.0  # e.g. a divisor so tiny that 1/c overflows
+            if row.has_const:
+                const = 2.0  # e.g. a divisor so tiny that 1/c overflows
+            else:
+                xs[-1] = xs[0] + 1.0  # e.g. max(x, x), a tie
     return tuple(xs), const
 
 
@@ -680,6 +690,8 @@ def edge_cases(op: str) -> list[OpInputs]:
                 continue
             seen.add(key)
             args = (*ops_, c) if row.has_const else ops_
+            if row.switch is not None and op != "relu" and row.switch(*ops_) == 0:
+                continue  # abs(0), max(x, x): a convention (docs/conventions.md), not an edge
             if row.domain(*args) is not None:
                 if op == "powc" and ops_[0] < 0:  # real input, no real power: raise or nan
                     out.append((ops_, c))
