@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gradcert.graph import Graph
-from gradcert.ops import OPS, interpreter_source
+from gradcert.ops import OPS, dispatch, interpreter_source
 
 __all__ = ["build_source", "chain_body", "domain_body", "dtype_body", "host_prelude",
            "isolated_body", "kink_body", "oracle_body", "reuse_body", "script",
@@ -453,26 +453,13 @@ class Value:
         return Value(node=[op, [a.i for a in args]] + ([] if c is None else [float(c)]))
 
     def _bin(self, op, other, opc):
-        if isinstance(other, Value):
+        if isinstance(other, Value) and op is not None:
             return self._op(op, [self, other])
-        return self._op(opc, [self], other)
+        if not isinstance(other, Value) and opc is not None:
+            return self._op(opc, [self], other)
+        return NotImplemented
 
-    def __add__(self, o): return self._bin("add", o, "addc")
-    def __sub__(self, o): return self._bin("sub", o, "subc")
-    def __mul__(self, o): return self._bin("mul", o, "mulc")
-    def __truediv__(self, o): return self._bin("div", o, "divc")
-    def __radd__(self, c): return self._op("raddc", [self], c)
-    def __rsub__(self, c): return self._op("rsubc", [self], c)
-    def __rmul__(self, c): return self._op("rmulc", [self], c)
-    def __rtruediv__(self, c): return self._op("rdivc", [self], c)
-    def __neg__(self): return self._op("neg", [self])
-    def __pow__(self, c): return self._op("powc", [self], c)
-    def log(self): return self._op("log", [self])
-    def exp(self): return self._op("exp", [self])
-    def relu(self): return self._op("relu", [self])
-    def tanh(self): return self._op("tanh", [self])
-    def sigmoid(self): return self._op("sigmoid", [self])
-
+{methods}
 
 def _build():
     """Build in the host what was recorded since the last build, on the nodes built
@@ -522,7 +509,21 @@ def host_prelude(command: list[str], target: str | None) -> str:
     """A prelude that drives the engine through its host's ``command`` with the protocol
     (standard library only): a recording ``Value`` whose graph the host builds when a
     value or gradient is read, and ``backward``, ``value``, ``grad`` as requests."""
-    return _HOST_PRELUDE.format(command=command, target=target)
+    return _HOST_PRELUDE.format(command=command, target=target, methods=_recording_methods())
+
+
+def _recording_methods() -> str:
+    """The host prelude's ``Value`` methods, one per Python method the op table spells
+    (``__add__`` records add or addc, ``sqrt`` records sqrt, ...)."""
+    lines = []
+    for method, forms in dispatch().items():
+        by = dict(forms)
+        if "none" in by:
+            lines.append(f"    def {method}(self): return self._op({by['none']!r}, [self])")
+        else:
+            lines.append(f"    def {method}(self, o): return self._bin({by.get('node')!r}, o, "
+                         f"{by.get('const')!r})")
+    return "\n".join(lines).replace("'", '"') + "\n"
 
 
 _GRAPH_TEMPLATES: dict[str, Any] = {"second_backward": second_backward_body,

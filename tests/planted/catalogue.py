@@ -162,6 +162,12 @@ CATALOGUE: tuple[Planted, ...] = (
 )
 
 
+NOTES_ONLY = frozenset({"topo_recursive_c_stack"})
+"""Engines whose defect shows as a note of a passing property, not as a failure (a
+sort that overflows a plain script's stack: robustness.deep_chain's default-settings
+depth), each tested on its own (tests/test_certify.py)."""
+
+
 def get(name: str) -> Planted:
     """The entry named ``name``; KeyError listing the names otherwise."""
     for e in CATALOGUE:
