@@ -15,15 +15,18 @@ input that requires grad), at growing sizes:
 For each size it prints the number of parameters (inputs), the nodes of the
 graph gradcert traces, the time of ``check_grads(f, params, examples=0)``
 (the exact check at the given point: trace, oracle, tolerance model, the
-function's own backward) with its parts, and of ``gradcheck`` in slow mode
-(2 forwards per input) and fast mode (one random direction), each the best
-of ``--repeats`` runs in CPU time (the machine may be shared; PyTorch on one
-thread, as gradcert's check is), side by side in one run; then how gradcert's time
-grows with the parameters (the exponent of a power law through the smallest
-and largest size) and, once, the cost of the default input search (16 more
-inputs). Run::
+function's own backward) with its parts (the tolerance model as the check
+runs it for results inside its first-order bound, and the whole model with
+its Monte Carlo runs, which a result outside that bound costs), and of
+``gradcheck`` in slow mode (2 forwards per input) and fast mode (one random
+direction). Each is the least CPU time of ``--repeats`` rounds, and each
+round runs all of a row's measurements in turn, so they meet the same load
+(the machine may be shared; PyTorch on one thread, as gradcert's check is).
+Then how both exact and slow checks grow with the parameters (the exponent of
+a power law through the smallest and largest size) and, once, the cost of
+the default input search (16 more inputs). Run::
 
-    python bench/bench_check.py                  # about 3 minutes on 2 cores
+    python bench/bench_check.py                  # about 4 minutes on 2 cores
     python bench/bench_check.py --quick          # the smallest sizes only
 """
 
@@ -43,6 +46,7 @@ from torch.func import functional_call
 from gradcert.check import check_grads
 from gradcert.check.torch_trace import trace
 from gradcert.oracle import exact_graph, tolerance
+from gradcert.oracle.tolerance import verdict
 
 torch.set_default_dtype(torch.float64)
 torch.set_num_threads(1)  # gradcert's check is one thread; so is gradcheck here
@@ -100,18 +104,17 @@ WORKLOADS: dict[str, tuple[Callable[..., Any], list[tuple[int, ...]]]] = {
 }
 
 
-def _best(fn: Callable[[], Any], repeats: int) -> float:
-    """The least CPU time of ``repeats`` runs (CPU time: the machine is shared)."""
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
+def _cpu(fn: Callable[[], Any]) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
 
 
-def _parts(f: Callable[..., Any], params: list[torch.Tensor]) -> tuple[int, float, float, float]:
-    """Nodes, and the time of the trace, the oracle and the tolerance model alone."""
+def _parts(f: Callable[..., Any], params: list[torch.Tensor]) -> tuple[int, list[float]]:
+    """Nodes, and the CPU time of the trace, the oracle, the tolerance model as the
+    check runs it for results inside the first-order bound (the exact ones stand
+    for a correct function's) and the whole model (first-order bound and Monte
+    Carlo runs: what a result outside that bound costs)."""
     t0 = time.process_time()
     traced = trace(f, params)
     t1 = time.process_time()
@@ -120,50 +123,65 @@ def _parts(f: Callable[..., Any], params: list[torch.Tensor]) -> tuple[int, floa
     t2 = time.process_time()
     ex = exact_graph(graph)
     t3 = time.process_time()
-    tolerance(graph, ex)
+    tol, bad = verdict(graph, ex, ex.value_f64, ex.grad_f64)
     t4 = time.process_time()
-    return len(graph), t1 - t0, t3 - t2, t4 - t3
+    assert not bad and not tol.runs, "the exact results need no Monte Carlo runs"
+    tolerance(graph, ex)
+    t5 = time.process_time()
+    return len(graph), [t1 - t0, t3 - t2, t4 - t3, t5 - t4]
+
+
+def _measure(f: Callable[..., Any], params: list[torch.Tensor], repeats: int
+             ) -> tuple[int, float, list[float], float, float]:
+    """The least CPU time of each, over ``repeats`` rounds that run them in turn (the
+    machine is shared: whatever load a round meets, it meets for all of them)."""
+    exact = slow = fast = math.inf
+    parts = [math.inf] * 4
+    nodes = 0
+    for _ in range(repeats):
+        exact = min(exact, _cpu(lambda: check_grads(f, params, examples=0)))
+        slow = min(slow, _cpu(lambda: torch.autograd.gradcheck(f, params)))
+        fast = min(fast, _cpu(lambda: torch.autograd.gradcheck(f, params, fast_mode=True)))
+        nodes, got = _parts(f, params)
+        parts = [min(a, b) for a, b in zip(parts, got, strict=True)]
+    return nodes, exact, parts, slow, fast
 
 
 def run(names: list[str], quick: bool, repeats: int) -> None:
-    print(f"torch {torch.__version__}, 1 thread; least CPU time of {repeats} runs (1 for "
-          f"gradcheck's slow mode beyond 500 params), in ms; 'slow/exact' > 1 means "
+    print(f"torch {torch.__version__}, 1 thread; least CPU time of {repeats} rounds, each "
+          f"running all of a row's measurements in turn, in ms; 'slow/exact' > 1 means "
           f"gradcert's exact check is faster than gradcheck's slow mode")
-    header = (f"{'workload':<11} {'params':>7} {'nodes':>7} {'exact':>9} {'trace':>7} "
-              f"{'oracle':>7} {'toler.':>7} {'slow':>9} {'fast':>7} {'slow/exact':>10}")
+    header = (f"{'workload':<11} {'params':>7} {'nodes':>7} {'exact':>8} {'trace':>6} "
+              f"{'oracle':>7} {'toler.':>7} {'model':>7} {'slow':>8} {'fast':>6} "
+              f"{'slow/exact':>10}")
     for name in names:
         build, sizes = WORKLOADS[name]
         print()
         print(header)
-        grown: list[tuple[int, float]] = []
+        grown: list[tuple[int, float, float]] = []
         for size in sizes[:2] if quick else sizes:
             f, params = build(*size)
             params = [p.requires_grad_() for p in params]
             n = sum(p.numel() for p in params)
             check_grads(f, params, examples=0)  # warm: imports, first calls, caches
             torch.autograd.gradcheck(f, params, fast_mode=True)
-            exact = _best(lambda f=f, params=params: check_grads(f, params, examples=0),
-                          repeats)
-            nodes, t_trace, t_oracle, t_tol = _parts(f, params)
-            slow_repeats = 1 if n > 500 else repeats
-            slow = _best(lambda f=f, params=params: torch.autograd.gradcheck(f, params),
-                         slow_repeats)
-            fast = _best(lambda f=f, params=params: torch.autograd.gradcheck(
-                f, params, fast_mode=True), repeats)
-            grown.append((n, exact))
-            print(f"{name:<11} {n:>7} {nodes:>7} {exact * 1e3:>9.1f} {t_trace * 1e3:>7.1f} "
-                  f"{t_oracle * 1e3:>7.1f} {t_tol * 1e3:>7.1f} {slow * 1e3:>9.1f} "
-                  f"{fast * 1e3:>7.1f} {slow / exact:>10.2f}")
-        (n0, t0), (n1, t1) = grown[0], grown[-1]
+            nodes, exact, (t_trace, t_oracle, t_tol, t_model), slow, fast = \
+                _measure(f, params, repeats)
+            grown.append((n, exact, slow))
+            print(f"{name:<11} {n:>7} {nodes:>7} {exact * 1e3:>8.1f} {t_trace * 1e3:>6.1f} "
+                  f"{t_oracle * 1e3:>7.1f} {t_tol * 1e3:>7.1f} {t_model * 1e3:>7.1f} "
+                  f"{slow * 1e3:>8.1f} {fast * 1e3:>6.1f} {slow / exact:>10.2f}")
+        (n0, e0, s0), (n1, e1, s1) = grown[0], grown[-1]
         if n1 > n0:
-            print(f"{name}: gradcert's exact check grows as params^"
-                  f"{math.log(t1 / t0) / math.log(n1 / n0):.2f} "
-                  f"({t1 / n1 * 1e6:.0f} us per parameter at {n1})")
+            grow = math.log(n1 / n0)
+            print(f"{name}: gradcert's exact check grows as params^{math.log(e1 / e0) / grow:.2f}"
+                  f" ({e1 / n1 * 1e6:.0f} us per parameter at {n1}), gradcheck's slow mode "
+                  f"as params^{math.log(s1 / s0) / grow:.2f} ({s1 / n1 * 1e6:.0f} us)")
     f, params = _mlp(8, 10)
     params = [p.requires_grad_() for p in params]
     n = sum(p.numel() for p in params)
-    searched = _best(lambda: check_grads(f, params), 1)
-    alone = _best(lambda: check_grads(f, params, examples=0), repeats)
+    searched = _cpu(lambda: check_grads(f, params))
+    alone = min(_cpu(lambda: check_grads(f, params, examples=0)) for _ in range(repeats))
     print(f"\nthe default input search (16 more inputs, mlp, {n} params): {searched * 1e3:.0f} ms, "
           f"{searched / alone:.1f}x the check at the given point")
 

@@ -22,6 +22,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, cast
 
 from gradcert.ops import OPS, dispatch
@@ -111,9 +112,9 @@ class Graph:
     def output(self) -> int:
         return len(self.nodes) - 1
 
-    @property
+    @cached_property
     def leaves(self) -> tuple[int, ...]:
-        """Ids of the leaf nodes, in order."""
+        """Ids of the leaf nodes, in order (found once per graph)."""
         return tuple(i for i, n in enumerate(self.nodes) if n.op == "leaf")
 
     @property
@@ -265,7 +266,17 @@ def canonical(graph: Graph) -> list[int]:
 
     >>> canonical(trace(lambda x: x.tanh() - x.tanh(), [0.5]))
     [0, 1, 1, 3]
+
+    Found once per graph (the oracle and the tolerance model both ask); each
+    call returns a fresh list.
     """
+    got = graph.__dict__.get("_canonical")  # a frozen dataclass: kept beside its fields
+    if got is None:
+        got = graph.__dict__["_canonical"] = tuple(_canonical(graph))
+    return list(got)
+
+
+def _canonical(graph: Graph) -> list[int]:
     first: dict[tuple[Any, ...], int] = {}
     same: list[int] = []
     commutes = {name for name, op in OPS.items() if op.commutative}

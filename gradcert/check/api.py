@@ -164,10 +164,12 @@ def check_grads(f: Callable[..., Any], inputs: Any, *, examples: int | None = No
 
     Tolerances: none to pick; the bound is derived from the traced graph
     (docs/tolerance.md). Cost: one forward of ``f`` under the tracer and one
-    backward per cotangent, plus the oracle and the tolerance model, linear
-    in the number of traced scalars: about 24 us per scalar, 200-225 us per
-    parameter of an MLP or attention loss at batch 4 (bench/bench_check.py),
-    and about 31 times that with the default search.
+    backward per cotangent, plus the oracle and the tolerance model (its
+    Monte Carlo runs only for a result outside its first-order bound), about
+    linear in the number of traced scalars: 16-27 us per scalar, 140-280 us
+    per parameter of an MLP or attention loss at batch 4 from a few hundred
+    parameters on, on a busy shared machine (bench/bench_check.py), and about
+    50 times that with the default search.
 
     Returns a :class:`~gradcert.check.result.CheckResult`; raises
     :class:`~gradcert.check.result.GradientMismatch` (an AssertionError) on

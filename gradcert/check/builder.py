@@ -353,22 +353,25 @@ class Builder:
             if not keep[i]:
                 keep[i] = 1
                 stack.extend(args[i])
-        new: dict[int, int] = {}
+        at = [-1] * len(self.ops)  # trace id -> graph id
         nodes: list[Node] = []
         ops, consts, values = self.ops, self.consts, self.values
         for i in range(len(ops)):
             if i < n_in or keep[i]:
-                new[i] = len(nodes)
+                at[i] = len(nodes)
                 op = ops[i]
                 if op == "leaf":
                     nodes.append(Node("leaf", value=values[i]))
-                else:
-                    nodes.append(Node(op, tuple(new[a] for a in args[i]), consts[i]))
+                    continue
+                a = args[i]
+                nodes.append(Node(op, (at[a[0]],) if len(a) == 1 else (at[a[0]], at[a[1]])
+                                  if len(a) == 2 else tuple(at[k] for k in a), consts[i]))
+        new = {i: k for i, k in enumerate(at) if k >= 0}
         terms: list[int] = []
         for r, ct in targets:
             if type(r) is not int or ct == 0.0:
                 continue
-            k = new[r]
+            k = at[r]
             if ct != 1.0:
                 nodes.append(Node("mulc", (k,), float(ct)))
                 k = len(nodes) - 1

@@ -110,6 +110,16 @@ class Unresolved(ArithmeticError):
         super().__init__(f"{where}: {problem}")
 
 
+_UNSET = object()  # an Exact's mpf numbers not made yet
+
+
+def _distance(exact: Any, x: float | None) -> Any:
+    """|exact - x| in the current arithmetic; None for an x that is no finite float."""
+    if type(x) is not float or not math.isfinite(x):
+        return None
+    return abs(x) if type(exact) is int and not exact else abs(exact - x)
+
+
 class Exact:
     """Exact value and gradient of a graph, with their correctly rounded float64s.
 
@@ -126,7 +136,7 @@ class Exact:
     """
 
     __slots__ = ("graph", "value_f64", "grad_f64", "values_f64", "prec", "overflow",
-                 "kinks", "certified", "precisions", "_raw", "_mpf")
+                 "kinks", "certified", "precisions", "_raw", "_value", "_grad", "_values")
 
     graph: Graph
     value_f64: float
@@ -137,8 +147,10 @@ class Exact:
     kinks: tuple[int, ...]
     certified: bool
     precisions: tuple[int, ...]
-    _raw: tuple[Any, ...] | None  # the pass's numbers, until converted
-    _mpf: tuple[Any, tuple[Any, ...], tuple[Any, ...]] | None
+    _raw: tuple[Any, ...] | None  # the pass's numbers, each converted when first read
+    _value: Any
+    _grad: Any
+    _values: Any
 
     def __init__(self, graph: Graph, value: Any, grad: tuple[Any, ...], values: tuple[Any, ...],
                  value_f64: float, grad_f64: tuple[float, ...], values_f64: tuple[float, ...],
@@ -155,44 +167,72 @@ class Exact:
         put(self, "certified", certified)
         put(self, "precisions", precisions)
         put(self, "_raw", None)
-        put(self, "_mpf", (value, tuple(grad), tuple(values)))
+        put(self, "_value", value)
+        put(self, "_grad", tuple(grad))
+        put(self, "_values", tuple(values))
 
     @classmethod
     def _lazy(cls, graph: Graph, raw_values: Sequence[Any], raw_grads: Sequence[Any],
               convert: Callable[[Any], Any], zero: Any, **fields: Any) -> Exact:
-        """An Exact whose mpf numbers are made from the pass's on first access."""
-        self = cls(graph, None, (), (), **fields)
-        object.__setattr__(self, "_raw", (raw_values, raw_grads, convert, zero))
-        object.__setattr__(self, "_mpf", None)
+        """An Exact whose mpf numbers are made from the pass's when first read: the
+        value and the gradient without every node's value, which few callers read."""
+        self = cls(graph, _UNSET, (), (), **fields)
+        put = object.__setattr__
+        put(self, "_raw", (raw_values, raw_grads, convert, zero))
+        put(self, "_grad", _UNSET)
+        put(self, "_values", _UNSET)
         return self
-
-    def _numbers(self) -> tuple[Any, tuple[Any, ...], tuple[Any, ...]]:
-        raw = self._raw  # read first: another thread sets _mpf before clearing _raw
-        got = self._mpf
-        if got is None:
-            assert raw is not None
-            raw_values, raw_grads, convert, zero = raw
-            values = tuple(map(convert, raw_values))
-            grads = tuple(zero if type(g) is int else convert(g) for g in raw_grads)
-            got = (values[-1], grads, values)
-            object.__setattr__(self, "_mpf", got)
-            object.__setattr__(self, "_raw", None)
-        return got
 
     @property
     def value(self) -> Any:
         """The exact value of the graph's output, an mpf."""
-        return self._numbers()[0]
+        got = self._value
+        if got is _UNSET:
+            raw_values, _, convert, _ = self._raw  # type: ignore[misc]
+            got = convert(raw_values[-1])
+            object.__setattr__(self, "_value", got)
+        return got
 
     @property
     def grad(self) -> tuple[Any, ...]:
         """The exact gradient, one mpf per leaf (``graph.leaves``)."""
-        return self._numbers()[1]
+        got = self._grad
+        if got is _UNSET:
+            _, raw_grads, convert, zero = self._raw  # type: ignore[misc]
+            got = tuple(zero if type(g) is int else convert(g) for g in raw_grads)
+            object.__setattr__(self, "_grad", got)
+        return got
 
     @property
     def values(self) -> tuple[Any, ...]:
         """The exact value of every node, mpfs."""
-        return self._numbers()[2]
+        got = self._values
+        if got is _UNSET:
+            raw_values, _, convert, _ = self._raw  # type: ignore[misc]
+            got = tuple(map(convert, raw_values))
+            object.__setattr__(self, "_values", got)
+        return got
+
+    def distances(self, value: float | None,
+                  grads: Sequence[float | None]) -> tuple[Any, list[Any]]:
+        """``abs(self.value - value)`` and ``abs(self.grad[k] - grads[k])`` for each k,
+        as mpmath computes them (in 53 bits, rounded to nearest, from the exact mpf
+        numbers), without making the mpfs: MPFR rounds each difference the same
+        way. Where a number is not a finite float, None.
+
+        >>> e = exact(lambda x: x * 3.0, [0.1])
+        >>> d, (g,) = e.distances(0.3, [3.0])
+        >>> float(d) == float(abs(e.value - 0.3)) == 2.0**-55, g == 0
+        (True, True)
+        """
+        raw = self._raw
+        if raw is None:  # made from mpfs
+            return _distance(self.value, value), [
+                _distance(g, x) for g, x in zip(self.grad, grads, strict=True)]
+        raw_values, raw_grads, _, _ = raw
+        with numbers.context(53):  # MPFR's difference, rounded as mpmath's
+            return _distance(raw_values[-1], value), [
+                _distance(g, x) for g, x in zip(raw_grads, grads, strict=True)]
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
