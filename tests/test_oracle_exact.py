@@ -163,6 +163,8 @@ def forward_mode(graph, prec=FWD_PREC):
                  for a, b in zip(d0, d1, strict=True)]
         else:  # pragma: no cover - a new op needs a line here
             raise AssertionError(f"forward mode lacks {op}")
+        if op in ("tanh", "sigmoid", "erf") and abs(v) == 1:
+            raise _FwdRange  # saturated at this precision (sigmoid(2e16)): no reference
         vals.append(v)
         ders.append(d)
     return vals, ders[-1]
