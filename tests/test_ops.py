@@ -8,7 +8,7 @@ from fractions import Fraction
 import gmpy2
 import mpmath
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from mp_ops import mp_op, mp_partials
 
@@ -17,7 +17,7 @@ from gradcert.engine import Value
 from gradcert.graph import DomainError, Graph, Node, trace
 from gradcert.ops import OPS, Op, dispatch, interpreter_source
 from gradcert.oracle import exact, exact_graph, numbers
-from gradcert.oracle.tolerance import tolerance
+from gradcert.oracle.tolerance import Refused, tolerance
 from gradcert.properties import strategies as gs
 
 with mpmath.workprec(300):  # sin and cos of 1e22, from mpmath
@@ -202,6 +202,7 @@ def test_domains_of_the_new_rows():
 
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from(NEW), st.floats(-30, 30), st.floats(0.01, 5))
+@example("pow", 2.2250738585e-313, 0.01171875)  # x ** (y - 1) overflows, y x ** (y - 1) not
 def test_the_reference_engine_agrees_with_the_oracle_on_each_new_op(name, x, y):
     """The engine's own one-line derivatives (not the rows) within the tolerance model."""
     op = OPS[name]
@@ -218,7 +219,12 @@ def test_the_reference_engine_agrees_with_the_oracle_on_each_new_op(name, x, y):
     vs = [Value(t) for t in xs]
     out = op.apply(*vs)
     out.backward()
-    assert tolerance(g, ex).check(out.data, [v.grad for v in vs], ex) == [], (name, xs)
+    grads = [v.grad for v in vs]
+    try:
+        assert tolerance(g, ex).check(out.data, grads, ex) == [], (name, xs)
+    except Refused:  # the model's own floats overflow (a subnormal x): a few roundings then
+        assert all(math.isclose(d, e, rel_tol=1e-14) for d, e in zip(grads, ex.grad_f64,
+                                                                      strict=True)), (name, xs)
 
 
 def test_the_toy_row_is_gone_after_the_test():

@@ -161,7 +161,7 @@ class Value:
             raise ValueError(f"pow: {x!r} ** {c!r}: a non-integer power needs a positive base")
         try:
             y = x**c
-            d = c * x ** (c - 1.0) if c != 0.0 else 0.0
+            d = _dpow(x, c, y) if c != 0.0 else 0.0
         except ZeroDivisionError:
             raise ZeroDivisionError(f"pow: {x!r} ** {c!r}: 0 to a negative power") from None
         except OverflowError:
@@ -179,7 +179,7 @@ class Value:
             raise ValueError(f"pow: {x!r} ** {y!r}: a Value exponent needs a positive base")
         try:
             z = x**y
-            dx = y * x ** (y - 1.0)
+            dx = _dpow(x, y, z)
         except OverflowError:
             raise OverflowError(f"pow: {x!r} ** {y!r} overflows float64") from None
         out = _new(Value)
@@ -378,6 +378,18 @@ def no_gc() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+def _dpow(x: float, c: float, y: float) -> float:
+    """c * x ** (c - 1), the derivative of y = x ** c; as c * y / x where x ** (c - 1)
+    alone overflows but the derivative does not (a subnormal x, c in (0, 1))."""
+    try:
+        return c * x ** (c - 1.0)
+    except OverflowError:
+        d = c * y / x
+        if math.isinf(d):
+            raise
+        return d
 
 
 def _number(x: Any, op: str) -> float:
