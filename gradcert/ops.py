@@ -288,16 +288,27 @@ def _rdivc_output_error(ns: Any, xs: Any, es: Any, c: Any, out: Any, fo: Any,
 
 
 # x ** c: the value, and the partial as c * (out / x): two roundings on the
-# value's one, all relative (c - 1 would round the exponent, and x ** (c - 1)
+# value's, all relative (c - 1 would round the exponent, and x ** (c - 1)
 # turns that into a relative error |log x| times as large). Where out
 # underflows (in float64 only), c * x ** (c - 1). At x = 0 (an integer c >= 0,
-# by the domain) the partial is 1 for c = 1 and 0 otherwise.
+# by the domain) the partial is 1 for c = 1 and 0 otherwise. In exact
+# arithmetic a half-integer power (x ** 0.5, x ** -0.5, x ** 1.5: norms) is x ** k
+# times or over sqrt(x), k the integer next to c towards 0, three roundings
+# (MPFR's pow of a non-integer exponent costs ten times as much); x ** k lies
+# between 1 and the value, so it over- or underflows only where the value does.
+# Floats keep libm's pow: the float64 forward is an engine's, bit for bit.
 
 
 def _powc(ns: Any, x: Any, c: Any) -> tuple[Any, tuple[Any, ...]]:
-    v = x**c
     if not x:
+        v = x**c
         return v, (x - x + 1 if c == 1 else x - x,)
+    f = float(c)
+    if f % 1 == 0.5 and x > 0 and type(x) is not float:
+        r = ns.sqrt(x)
+        v = x ** int(f - 0.5) * r if f > 0 else x ** int(f + 0.5) / r
+    else:
+        v = x**c
     return v, (c * (v / x) if v else c * x ** (c - 1),)
 
 
@@ -394,9 +405,17 @@ def _relu(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
 
 def _tanh(ns: Any, x: Any) -> tuple[Any, tuple[Any, ...]]:
     # tanh' = sech^2 = 4e/(1 + e)^2 with e = exp(-2|x|): no cancellation at any x.
-    # Relative errors: e one rounding, 1 + e 1.5, its square 4, the quotient 6
-    e = ns.exp(-2 * abs(x))
+    # Relative errors: e one rounding, 1 + e 1.5, its square 4, the quotient 6.
+    # In exact arithmetic, from |x| = 1/2 on, e <= 1/e and tanh|x| = (1 - e)/(1 + e)
+    # from the same e (one function, not two): 1 - e >= 0.63 takes e's error as at
+    # most 0.6 of its own, so 1.6 roundings, 1 + e 1.3, the quotient 3.9. Floats keep
+    # libm's tanh: the float64 forward is an engine's, bit for bit
+    ax = abs(x)
+    e = ns.exp(-2 * ax)
     d = 1 + e
+    if ax >= 0.5 and type(x) is not float:
+        t = (1 - e) / d
+        return (t if x > 0 else -t), (4 * e / (d * d),)
     return ns.tanh(x), (4 * e / (d * d),)
 
 
@@ -718,7 +737,7 @@ _ROWS = [
        float_roundings=(0, 0)),
     Op("powc", 1, True, "{0} ** {c}", _powc, domain=_powc_domain, edge=_powc_edge,
        overflow_sign=_powc_overflow_sign,
-       roundings=(1, 3), variation=_powc_variation,
+       roundings=(3, 5), variation=_powc_variation,
        float_roundings=_powc_float_roundings, output_form=_powc_output,
        output_error=_powc_output_error,
        const_effect=_powc_const,
@@ -740,7 +759,7 @@ _ROWS = [
        roundings=(0, 0), float_roundings=(0, 0),
        edges=(1e-300, -1e-300, 5e-324, -5e-324, 1e300, -1e300), chain_leaf="positive",
        function="relu"),
-    Op("tanh", 1, False, "{0}.tanh()", _tanh, roundings=(1, 7), variation=_tanh_variation,
+    Op("tanh", 1, False, "{0}.tanh()", _tanh, roundings=(4, 7), variation=_tanh_variation,
        open_range=(-1.0, 1.0),
        float_roundings=(4, 5), output_form=_tanh_output, output_error=_tanh_output_error,
        edges=(20.0, -20.0, 35.0, -35.0, 400.0, -400.0, 19.0, 1e-8, -1e-8, 710.0, 1e300),

@@ -76,12 +76,13 @@ Backward, gradients may vanish far below that (a deep chain of contractions),
 and a float product below the normal range loses up to 2**-1075, absolute.
 So in reverse mode a bound is a float 0, a float of at least ``FLOOR`` =
 2**-1000, or an MPFR number. A term's bound computed in floats from such
-bounds, normal magnitudes and a gradient of at least ``FLOOR`` loses at most
+bounds, normal magnitudes and a gradient of at least ``FLOOR`` (or exactly 0,
+which adds no term) loses at most
 2**-1075 in each of its few operations that underflow: where it comes out at
 least ``FLOOR`` that is a relative 2**-72, covered as the roundings above;
 where it comes out below (from nonzero inputs), it is computed again in MPFR
-at ``p`` bits, as is every term of a node whose gradient is below ``FLOOR``
-or whose bound is an MPFR number: nothing underflows there before MPFR's own
+at ``p`` bits, as is every term of a node whose gradient is nonzero and below
+``FLOOR``, or whose bound is an MPFR number: nothing underflows there before MPFR's own
 range, and a flag raised there sends the pass to the general one. Gradients
 and their bounds stay below 2**400, so no term overflows. Outside that, or
 when MPFR raises a flag, the screen gives up and the general pass, whose bounds are
@@ -124,6 +125,7 @@ _WHI = mpfr(2) ** 2**26  # the general pass's largest magnitude
 _LINEAR, _KINK = "linear", "kink"
 _ZEROS1, _ZEROS2 = (0.0,), (0.0, 0.0)
 _ONE = (1,)  # the partial of exp(log(y)) in y
+_ONES = (1.0,)  # and its magnitude
 
 
 class Beyond(ArithmeticError):
@@ -149,6 +151,8 @@ class Facts(NamedTuple):
     edge: tuple[int, float] | None  # where that test flips: (operand, point)
     variation: Callable[..., tuple[Any, ...]]  # the row's bound on its partials' moves
     kink: bool  # the row is a kink
+    sames: bool  # the row says what it gives when both operands are one number
+    undoes: dict[str, float]  # g: k where op(g(y)) = y + k exactly (its partner, its shifted)
 
 
 class Step(NamedTuple):
@@ -157,7 +161,7 @@ class Step(NamedTuple):
     node: int  # its id
     a: int  # its first operand's id
     b: int  # its second operand's id, or -1
-    same: bool  # both operands compute one number: the row's ``same`` holds
+    same: bool  # the row has a ``same`` and two operands: a pass asks ``Plan.identical``
     facts: Facts  # its op's, with its constant
     inverse: int  # y where the node is f(g(y)) and g is f's inverse (its row's partner), or
     # -1: then its value is y's, and reverse mode passes its gradient to y (partial 1)
@@ -173,7 +177,17 @@ class Plan:
     steps: list[Step]
     leaf_values: list[Any]
     leaves: tuple[int, ...]
-    screenable: bool  # every leaf and constant is within the screen's range
+    screenable: bool  # every leaf, constant and linear partial is within the screen's range
+    graph: Graph
+
+    def identical(self, a: int, b: int) -> bool:
+        """Whether nodes a and b compute one number (:func:`gradcert.graph.canonical`,
+        found once per graph: a pass asks only where their values are equal, which
+        identical nodes' always are)."""
+        same = self.__dict__.get("_same")
+        if same is None:
+            same = self.__dict__["_same"] = canonical(self.graph)
+        return bool(same[a] == same[b])
 
 
 @dataclass
@@ -199,71 +213,85 @@ class Run:
 
 def plan(graph: Graph) -> Plan:
     """The steps of ``graph``: constants converted exactly, linear partials computed
-    once, identical operands recognised (:func:`gradcert.graph.canonical`)."""
-    same = canonical(graph)
+    once, an op of its inverse recognised."""
+    nodes = graph.nodes
     steps: list[Step] = []
-    leaf_values: list[Any] = []
+    leaf_values: list[Any] = [None] * len(nodes)
+    leaves: list[int] = []
     screenable = True
-    facts: dict[tuple[Any, ...], Facts] = {}  # per op and constant
+    facts: dict[Any, Facts] = {}  # per op and constant
     made: dict[float, Any] = {}  # leaves repeat: convert each once
     number = numbers.number
     new = tuple.__new__  # a Step without NamedTuple's Python-level constructor
-    for i, n in enumerate(graph.nodes):
-        name, args, const = n.op, n.args, n.const
+    for i, n in enumerate(nodes):
+        name, const = n.op, n.const
         if name == "leaf":
             x = float(n.value)  # type: ignore[arg-type]
             v = made.get(x) if x else None  # (0.0 and -0.0 are equal keys)
-            leaf_values.append(v if v is not None else made.setdefault(x, number(x)) if x
-                               else number(x))
+            leaf_values[i] = v if v is not None else made.setdefault(x, number(x)) if x \
+                else number(x)
+            leaves.append(i)
             screenable = screenable and (not x or _LO <= abs(x) <= _HI)
             continue
-        leaf_values.append(None)
-        key = (name, const) if const else (name, const, const is not None and
-                                            math.copysign(1.0, const))  # the sign of a 0
+        key = name if const is None else (name, const) if const else \
+            (name, const, math.copysign(1.0, const))  # the sign of a 0
         got = facts.get(key)
         if got is None:
-            got = facts[key] = _facts(OPS[name], const)
-            screenable = screenable and (not const or _LO <= abs(const) <= _HI)
+            op = OPS[name]
+            got = _FACTS.get(key)
+            if got is None or got.op is not op:  # (a test may put a row in the table)
+                got = _facts(key, op, const)
+            facts[key] = got
+            screenable = screenable and (not const or _LO <= abs(const) <= _HI) and all(
+                not m or _LO <= m <= _HI for m in got.fixed_mags)  # (checked once, here)
+        args = n.args
         if len(args) == 2:
             a, b = args
-            steps.append(new(Step, (i, a, b, got.op.same is not None and same[a] == same[b],
-                                    got, -1, 0.0, -1)))
-        else:
-            inner = graph.nodes[args[0]]
-            via = -1
-            if inner.op in _COPIES and graph.nodes[inner.args[0]].op != "leaf":
+            steps.append(new(Step, (i, a, b, got.sames, got, -1, 0.0, -1)))
+            continue
+        a = args[0]
+        inverse, shift, via = -1, 0.0, -1
+        if got.undoes:
+            inner = nodes[a]
+            if inner.op in _COPIES and nodes[inner.args[0]].op != "leaf":
                 via = inner.args[0]  # relu(z), abs(z): z itself where z > 0
-                inner = graph.nodes[via]
-            inverse, shift = _inverse(got.op, inner)
-            steps.append(new(Step, (i, args[0], -1, False, got, inverse, shift,
-                                    via if inverse >= 0 else -1)))
-    return Plan(steps, leaf_values, graph.leaves, screenable)
+                inner = nodes[via]
+            if inner.op in got.undoes and inner.const is None:
+                inverse, shift = inner.args[0], got.undoes[inner.op]
+            else:
+                via = -1
+        steps.append(new(Step, (i, a, -1, False, got, inverse, shift, via)))
+    return Plan(steps, leaf_values, tuple(leaves), screenable, graph)
 
 
 _COPIES = ("relu", "abs")  # unary kinks that are the identity on positive numbers
 
 
-def _inverse(op: Op, inner: Any) -> tuple[int, float]:
-    """(y, k) where op(inner) is y + k exactly, as inner is g(y) and the row says
-    op(g(y)) = y + k (its ``partner``, k = 0, or its ``shifted``); else (-1, 0.0)."""
-    if inner.const is not None or inner.op == "leaf":
-        return -1, 0.0
-    if op.partner is not None and inner.op == op.partner:
-        return inner.args[0], 0.0
-    if op.shifted is not None and inner.op == op.shifted[0]:
-        return inner.args[0], op.shifted[1]
-    return -1, 0.0
+_FACTS: dict[Any, Facts] = {}  # kept across graphs: made of exact numbers only
+_FACTS_KEPT = 4096
 
 
-def _facts(op: Op, const: float | None) -> Facts:
+def _facts(key: Any, op: Op, const: float | None) -> Facts:
     c = None if const is None else numbers.number(const)
     fixed = _fixed(op, c)
     edge = op.domain_edge(const)
-    return Facts(op, c, const, op._apply if fixed is not None else op.eval, fixed,
+    got = Facts(op, c, const, op._apply if fixed is not None else op.eval, fixed,
                  tuple(abs(float(q)) for q in fixed) if fixed is not None else (),
                  None if callable(op.roundings) else op.roundings,
                  op.has_domain or edge is not None, op.domain if op.has_domain else None, edge,
-                 op.variation, op.kind == _KINK)
+                 op.variation, op.kind == _KINK, op.same is not None, _undoes(op))
+    if len(_FACTS) < _FACTS_KEPT:
+        _FACTS[key] = got
+    return got
+
+
+def _undoes(op: Op) -> dict[str, float]:
+    """The ops g with op(g(y)) = y + k exactly, and their k: the row's ``partner``
+    (k = 0) and its ``shifted``."""
+    got = {op.partner: 0.0} if op.partner is not None else {}
+    if op.shifted is not None:
+        got[op.shifted[0]] = op.shifted[1]
+    return got
 
 
 def _fixed(op: Op, c: Any) -> tuple[Any, ...] | None:
@@ -275,7 +303,8 @@ def _fixed(op: Op, c: Any) -> tuple[Any, ...] | None:
         return None
     with numbers.context(64) as mc:
         ps = op.eval(numbers, *([mpfr(1)] * op.arity), *const)[1]
-        return None if mc.inexact else ps
+        # 0, 1 and -1 as ints: reverse mode passes a gradient through them unmultiplied
+        return None if mc.inexact else tuple(int(q) if q in (0, 1, -1) else q for q in ps)
 
 
 def run(p: Plan, prec: int, *, screen: bool, track: bool = True) -> Run | None:
@@ -311,7 +340,7 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
     up), or the lists the reverse pass reads."""
     ns = math if screen else numbers  # the bounds' numeric namespace
     unit = 2.0 ** (2 - prec) if screen else mpfr(2) ** (2 - prec)  # one rounding, relative
-    lo, hi, elo, ehi = (_LO, _HI, _ELO, _EHI) if screen else (0, _WHI, 0, _WHI)
+    hi = _WHI  # the general pass's range
     values: list[Any] = list(p.leaf_values)
     n = len(values)
     errs: list[Any] = [0.0] * n
@@ -323,14 +352,21 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
     perrs: list[Any] = [()] * n  # bounds on the partials' errors
     kinks: list[int] = []
     short: dict[int, int] = {}  # the nodes computed as y + k, and their y
+
+    def decided() -> bool:  # whether this run may decide a domain: MPFR kept its range
+        return not screen or not _flagged(mc)
+
     for node, a, b, same, facts, inverse, shift, via in p.steps:
-        op, c, cf, fn, fixed, fixed_mags, rounds, guarded, domain, edge, variation, kink = facts
+        (op, c, cf, fn, fixed, fixed_mags, rounds, guarded, domain, edge, variation, kink,
+         _, _) = facts
         x = values[a]
         ex = errs[a]
         binary = b >= 0
         if binary:
             y = values[b]
             ey = errs[b]
+            if same:  # a - a, a / a, max(a, a): only identical nodes, whose values are equal
+                same = a == b or x == y and p.identical(a, b)
         if guarded:
             if edge is not None:  # the domain test is trusted MARGIN error bounds from its edge
                 k, point = edge
@@ -340,7 +376,7 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
                     dist = (abs(nums[b if k else a]) if not point else abs(float(xk - point))) \
                         if screen else abs(xk - point)
                     if not ek * MARGIN < dist:
-                        if screen and _flagged(mc):
+                        if not decided():
                             return None
                         return Run(values, errs, [], [], kinks, (node, (
                             f"cannot decide at {prec} bits whether the input of {op.name} "
@@ -348,7 +384,7 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
             if domain is not None:
                 why = domain(x, y) if binary else domain(x) if c is None else domain(x, c)
                 if why:
-                    if screen and _flagged(mc):
+                    if not decided():
                         return None  # an operand may have under- or overflowed: not a decision
                     operands = (x, y) if binary else (x,) if c is None else (x, c)
                     raise DomainError(node, op.name, [numbers.to_mpf(t, numbers.mpmath_context())
@@ -362,88 +398,105 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
             fv = float(v) if screen else v
             av = abs(fv)
             pm: tuple[Any, ...] = fixed_mags if screen else tuple(abs(q) for q in fixed)
-            m0 = pm[0]
-            m1 = pm[1] if binary else 0.0
             e = av * unit if v.rc else 0.0
             if ex:
-                e += m0 * ex
+                e += pm[0] * ex
             if binary and ey:
-                e += m1 * ey
+                e += pm[1] * ey
             if same:
                 e = 0.0  # a - a is exactly 0
             pe: tuple[Any, ...] = _ZEROS2 if binary else _ZEROS1
-            r0 = r1 = 0.0
         else:
-            mc.inexact = False
-            v, ps = fn(numbers, x, y) if binary else fn(numbers, x) if c is None \
-                else fn(numbers, x, c)
             if inverse >= 0 and via >= 0:  # f(relu(g(y))): f(g(y)) only where z = g(y) > 0
                 z, ez = values[via], errs[via]
                 if not (z > 0 and (not ez or ez * MARGIN < (nums[via] if screen else z))):
                     inverse = -1
             if inverse >= 0:  # exp(log(y)), log(exp(y)): exactly y, of partial 1 in y
                 v = values[inverse] + shift if shift else values[inverse]  # expm1(log(y))
-                ps = _ONE
+                values[node] = v
+                parts[node] = _ONE
                 short[node] = inverse
-            values[node] = v
-            parts[node] = ps
-            if not track:
-                continue
-            inexact = mc.inexact
-            fv = float(v) if screen else v
-            av = abs(fv)
-            q0 = ps[0]
-            f0 = float(q0) if screen else q0
-            m0 = abs(f0)
-            if binary:
-                q1 = ps[1]
-                f1 = float(q1) if screen else q1
-                m1 = abs(f1)
-            else:
-                m1 = 0.0
-            if screen and (q0 and not m0 or binary and q1 and not m1):
-                return None  # a partial below float64's range (erf'(30)): not a float bound
-            if not screen and (av > hi or m0 > hi or m1 > hi):
-                _beyond(node, op)
-            kv, kp = rounds or op.rounding_counts(abs(nums[a]), exact=True)
-            # own roundings: a single-rounding value MPFR calls exact has none
-            e = av * kv * unit if inexact and (kv != 1 or v.rc) else 0.0
-            if inexact and kp:
-                r0 = m0 * kp * unit
-                r1 = m1 * kp * unit
-            else:
-                r0 = r1 = 0.0
-            if ex or binary and ey:
-                if kink:
-                    sw = op.switch(x, y) if binary else op.switch(x)  # type: ignore[misc]
-                    spread = ex + ey if binary else ex
-                    if not same and not spread * MARGIN < abs(float(sw) if screen else sw):
-                        r0 = r1 = op.jump  # either branch: the partials jump
-                elif binary:
-                    v0, v1 = variation(ns, (nums[a], nums[b]), (ex, ey), None, fv, (f0, f1))
-                    r0 += v0
-                    r1 += v1
-                else:
-                    r0 += variation(ns, (nums[a],), (ex,), cf if screen else c, fv, (f0,))[0]
-                if ex:
-                    e += (m0 + r0) * ex
-                if binary and ey:
-                    e += (m1 + r1) * ey
-            if kink and (same or not (ex or binary and ey)) and (
-                    op.switch(x, y) if binary else op.switch(x)) == 0:  # type: ignore[misc]
-                kinks.append(node)
-            if same and op.same != "first":
-                e = 0.0  # a - a, a / a: exact
-            if inverse >= 0:  # y's bound: the exact value is y's; the partial 1 is exact
-                e, m0, r0 = errs[inverse], 1.0, 0.0
+                if not track:
+                    continue
+                fv = float(v) if screen else v
+                av = abs(fv)
+                e = errs[inverse]  # y's bound: the exact value is y's; the partial 1 is exact
                 if shift and v.rc:  # y + shift, correctly rounded
                     e += av * unit
-            pm = (m0, m1) if binary else (m0,)
-            pe = (r0, r1) if binary else (r0,)
-        if screen:
-            if (v and not lo <= av <= hi or e and not elo <= e <= ehi
-                    or m0 and not lo <= m0 <= hi or r0 and not elo <= r0 <= ehi
-                    or m1 and not lo <= m1 <= hi or r1 and not elo <= r1 <= ehi):
+                pm, pe = _ONES, _ZEROS1
+            else:
+                mc.inexact = False
+                v, ps = fn(numbers, x, y) if binary else fn(numbers, x) if c is None \
+                    else fn(numbers, x, c)
+                values[node] = v
+                parts[node] = ps
+                if not track:
+                    continue
+                inexact = mc.inexact
+                fv = float(v) if screen else v
+                av = abs(fv)
+                q0 = ps[0]
+                f0 = float(q0) if screen else q0
+                m0 = abs(f0)
+                if binary:
+                    q1 = ps[1]
+                    f1 = float(q1) if screen else q1
+                    m1 = abs(f1)
+                    if screen and (not _LO <= m0 <= _HI and (m0 or q0)
+                                   or not _LO <= m1 <= _HI and (m1 or q1)):
+                        return None  # beyond the screen's range (erf'(30) is below float64's)
+                elif screen and not _LO <= m0 <= _HI and (m0 or q0):
+                    return None
+                if not screen and (av > hi or m0 > hi or binary and m1 > hi):
+                    _beyond(node, op)
+                kv, kp = rounds or op.rounding_counts(abs(nums[a]), exact=True)
+                # own roundings: a single-rounding value MPFR calls exact has none
+                e = av * kv * unit if inexact and (kv != 1 or v.rc) else 0.0
+                r0 = m0 * kp * unit if inexact and kp else 0.0
+                if binary:
+                    r1 = m1 * kp * unit if inexact and kp else 0.0
+                    if ex or ey:
+                        if kink:
+                            if not same and not (ex + ey) * MARGIN < abs(
+                                    float(op.switch(x, y)) if screen else  # type: ignore[misc]
+                                    op.switch(x, y)):  # type: ignore[misc]
+                                r0 = r1 = op.jump  # either branch: the partials jump
+                        else:
+                            v0, v1 = variation(ns, (nums[a], nums[b]), (ex, ey), None, fv,
+                                               (f0, f1))
+                            r0 += v0
+                            r1 += v1
+                        if ex:
+                            e += (m0 + r0) * ex
+                        if ey:
+                            e += (m1 + r1) * ey
+                    if kink and (same or not (ex or ey)) and \
+                            op.switch(x, y) == 0:  # type: ignore[misc]
+                        kinks.append(node)
+                    if same and op.same != "first":
+                        e = 0.0  # a - a, a / a: exact
+                    if screen and (r0 and not _ELO <= r0 <= _EHI or r1 and not _ELO <= r1 <= _EHI):
+                        return None
+                    pm = (m0, m1)
+                    pe = (r0, r1)
+                else:
+                    if ex:
+                        if kink:
+                            if not ex * MARGIN < abs(float(op.switch(x)) if screen  # type: ignore[misc]
+                                                     else op.switch(x)):  # type: ignore[misc]
+                                r0 = op.jump
+                        else:
+                            r0 += variation(ns, (nums[a],), (ex,), cf if screen else c, fv,
+                                            (f0,))[0]
+                        e += (m0 + r0) * ex
+                    elif kink and op.switch(x) == 0:  # type: ignore[misc]
+                        kinks.append(node)
+                    if screen and r0 and not _ELO <= r0 <= _EHI:
+                        return None
+                    pm = (m0,)
+                    pe = (r0,)
+        if screen:  # a value or bound beyond the screen's range: the general pass decides
+            if not _LO <= av <= _HI and (av or v) or e and not _ELO <= e <= _EHI:
                 return None
         else:
             if mc.underflow or mc.overflow or mc.invalid:
@@ -476,14 +529,14 @@ def _reverse(p: Plan, prec: int, screen: bool, track: bool, mc: Any, values: lis
     grads: list[Any] = [None] * n
     gerrs: list[Any] = [0.0] * n
     grads[n - 1] = mpfr(1)
-    for i, a, b, *_ in reversed(p.steps):
+    for i, a, b, _, _, _, _, _ in reversed(p.steps):
         g = grads[i]
         if g is None:
             continue
         ge = gerrs[i]
         if not g and not ge:
             continue  # an exact zero gradient passes nothing on
-        args = (a, b) if b >= 0 else (short[i],) if i in short else (a,)
+        args = (a, b) if b >= 0 else (a,) if i not in short else (short[i],)
         if not track:
             for a, q in zip(args, parts[i], strict=True):
                 t = g * q
@@ -495,7 +548,9 @@ def _reverse(p: Plan, prec: int, screen: bool, track: bool, mc: Any, values: lis
             if screen:
                 return None
             raise Beyond(i, f"the gradient at node {i} is beyond the oracle's range")
-        floats = screen and ga >= FLOOR and type(ge) is float  # else this node's bounds in MPFR
+        # this node's bounds in floats, else in MPFR (an exact 0 gradient, as from a - a,
+        # underflows nothing: |g| contributes no term)
+        floats = screen and type(ge) is float and (ga >= FLOOR or not g)
         for a, q, qm, qe in zip(args, parts[i], pmags[i], perrs[i], strict=True):
             if type(q) is int and not qe:  # an exact 0, 1 or -1
                 if not q:
@@ -505,10 +560,11 @@ def _reverse(p: Plan, prec: int, screen: bool, track: bool, mc: Any, values: lis
             else:
                 t = g * q
                 if floats:
+                    # |t| <= ga qm (1 + 2**-51): its rounding is below ga qm unit (a 4 ulps)
                     te = qm * ge + (ga + ge) * qe if qe else qm * ge
                     if t.rc:
-                        te += abs(float(t)) * unit
-                    if te < FLOOR and (ge or qe or t.rc):  # it may have underflowed
+                        te += ga * qm * unit
+                    if te < FLOOR and (qm and ge or qe or t.rc):  # it may have underflowed
                         te = _term(g, ge, q, qe, t, munit)
                 elif screen:
                     te = _term(g, ge, q, qe, t, munit)

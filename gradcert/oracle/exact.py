@@ -332,21 +332,21 @@ def _certify(plan: bounds.Plan, run: Run) -> tuple[float, int | None, str, list[
     worst, where, what = 0.0, None, ""
     sides: list[int | None] | None = None
     with numbers.context(run.prec):
-        errs2 = [e * 2 for e in run.errs]
         doubt: Sequence[int]
         if run.screen:
-            values_f64, doubt = certain_many(run.values, run.nums, errs2)
+            values_f64, doubt = certain_many(run.values, run.nums, run.errs, 2.0)
         else:
             values_f64, doubt = [0.0] * len(run.values), range(len(run.values))
         for i in doubt:
-            f, ok = certain(run.values[i], errs2[i])
+            e2 = run.errs[i] * 2
+            f, ok = certain(run.values[i], e2)
             if not ok:
                 sides = sides or bounds.sides(plan, run)
                 if sides[i]:
-                    f, ok = certain(run.values[i], errs2[i], sides[i])
+                    f, ok = certain(run.values[i], e2, sides[i])
             values_f64[i] = f if ok else _UNCERTIFIED
             if not ok:
-                need = _need(run.values[i], errs2[i])
+                need = _need(run.values[i], e2)
                 if need > worst or where is None:
                     worst, where, what = max(need, 1.0), i, f"the value of node {i}"
         grads = [run.grads[i] for i in run.leaves]

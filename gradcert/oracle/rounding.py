@@ -164,32 +164,31 @@ def _one_sided(sign: int, man: int, exp: int, q: int, e: tuple[int, int],
 _SLACK = 1.0 - 2.0**-40  # covers the few float roundings in certain_many
 
 
-def certain_many(values: Any, nums: Any, errs: Any) -> tuple[list[float], list[int]]:
+def certain_many(values: Any, nums: Any, errs: Any,
+                 scale: float = 1.0) -> tuple[list[float], list[int]]:
     """The float64 roundings of MPFR numbers ``values`` (``nums`` holds each as a
-    float, its rounding to nearest) whose error bounds are ``errs`` (floats), and
-    the positions whose rounding this does not show certain: the caller decides
-    those with :func:`certain`. Needs a context of 53 bits or more.
+    float, its rounding to nearest) whose error bounds are ``errs`` (floats) times
+    ``scale`` (a power of two), and the positions whose rounding this does not
+    show certain: the caller decides those with :func:`certain`. Needs a context
+    of 53 bits or more.
 
     Certain here: a value whose bound is 0, or a normal one where ``|v - f| +
     err`` is below the distance from ``f`` to a rounding boundary (half an ulp,
     a quarter where ``f`` is a power of two: taken on both sides) with a
     margin for this test's own float roundings (``v - f`` is exact).
     """
-    fs: list[float] = []
     doubt: list[int] = []
-    ulp, top = math.ulp, 2.0**52
+    ulp = math.ulp
     for i, (v, f, e) in enumerate(zip(values, nums, errs, strict=True)):
-        fs.append(f)
         a = abs(f)
         if not 2.0**-1021 < a < 2.0**1023:
             if v or e:
                 doubt.append(i)  # zero, subnormal or overflow: decide exactly
             continue
-        if not e:
-            continue  # exact: float() rounds it correctly
-        u = ulp(a)
-        gap = u * 0.25 if a == u * top else u * 0.5  # below a power of two it is u/4
-        r = v - f
-        if r.rc or not abs(float(r)) * (1.0 + 2.0**-50) + e < gap * _SLACK:
-            doubt.append(i)
-    return fs, doubt
+        if e:  # else exact: float() rounds it correctly
+            u = ulp(a)
+            r = v - f
+            if r.rc or not abs(float(r)) * (1.0 + 2.0**-50) + e * scale < (
+                    u * 0.25 if a == u * 2.0**52 else u * 0.5) * _SLACK:  # u/4 below 2**k
+                doubt.append(i)
+    return list(nums), doubt
