@@ -35,6 +35,7 @@ def judge(g: Graph, **options) -> str:
     test where the oracle is wrong by the reference."""
     try:
         ex = exact_graph(g, **options)
+        ex.values_f64  # every node's value too (certified when first read)
     except Unresolved:
         return "refused"
     except DomainError as e:

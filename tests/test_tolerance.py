@@ -626,6 +626,25 @@ def test_an_overflow_of_an_exact_intermediate_is_agreement_on_the_reference_engi
     assert [v.what for v in tol.check(value, [2e220], ex)] == ["grad"]  # finite bound
 
 
+def test_an_overflow_is_refused_where_the_intermediates_cannot_be_certified():
+    # the oracle certifies each node's value when first read: where it cannot, whether
+    # an intermediate overflowed is unknown, and an engine's inf is not judged
+    graph = trace(lambda x: x * 1e300 * 1e20 * 1e-100, [1.0])
+    ex = exact_graph(graph)
+
+    class Uncertain:  # the oracle's answers, but no certified intermediates
+        value, grad, value_f64, grad_f64 = ex.value, ex.grad, ex.value_f64, ex.grad_f64
+
+        @property
+        def values_f64(self):
+            raise Unresolved(2, "the value of node 2 is not certified")
+
+    value, grads = reference_engine(graph)
+    assert tolerance(graph, ex).check(value, grads, ex) == []  # certified: agreement
+    with pytest.raises(Refused, match="cannot certify the intermediates"):
+        tolerance(graph, ex).check(value, grads, Uncertain())
+
+
 @given(st.one_of(st.floats(allow_nan=True), st.sampled_from([math.inf, -math.inf, 0.0])))
 def test_an_infinite_bound_never_passes(actual):
     # the value's bound is inf (a correct float64 run overflows): only the overflow

@@ -7,10 +7,11 @@ A result is taken as the reference's only where two runs, at P and 2P bits,
 round every value and leaf gradient to the same float64 (Herbie's ground
 truth: a heuristic, but one that shares no code and no error analysis with
 the oracle). P starts at 3000 bits and doubles up to 24000; a graph with a
-value or gradient exactly on a float64 rounding midpoint goes on to 24000
-bits (a midpoint at 6000 bits may be 2**-6000 off one, as (x - 2) * sigmoid(4159)),
-and one still there is decided only in exact fractions, where the graph is
-rational. It does not
+value or gradient on a float64 rounding midpoint, or within a relative
+2**(64 - P) of one, goes on to 24000 bits (a midpoint at 6000 bits may be
+2**-6000 off one, as (x - 2) * sigmoid(4159); exp(log1p(1e16)) is the midpoint
+1e16 + 1 exactly, but no precision computes it so), and one still there is
+decided only in exact fractions, where the graph is rational. It does not
 decide graphs that take an exponential of a number beyond 2**2048.
 """
 
@@ -117,8 +118,10 @@ def _rounded(r: Run) -> tuple[tuple, tuple]:
     return tuple(map(to_float, r.values)), tuple(map(to_float, r.grads))
 
 
-def on_midpoint(x) -> bool:
-    """Whether x (an mpf) is exactly halfway between two float64s."""
+def on_midpoint(x, bits: int | None = None) -> bool:
+    """Whether x (an mpf) is exactly halfway between two float64s, or within a
+    relative 2**(64 - bits) of it (a value computed at ``bits`` bits that may be
+    one exactly: exp(log1p(1e16)) is 1e16 + 1)."""
     sign, man, exp, bc = x._mpf_
     if not man or not -1080 <= exp + bc <= 1030:
         return False
@@ -127,8 +130,9 @@ def on_midpoint(x) -> bool:
     edge = Fraction(2) ** 1024  # where the float64 after the largest one would be
     if math.isinf(f):
         f = math.copysign(sys.float_info.max, f)
-    return any(q == (Fraction(f) + (Fraction(n) if math.isfinite(n) else edge * int(n > 0)
-                                    - edge * int(n < 0))) / 2
+    slack = abs(q) / 2 ** (bits - 64) if bits is not None else 0
+    return any(abs(q - (Fraction(f) + (Fraction(n) if math.isfinite(n) else edge * int(n > 0)
+                                       - edge * int(n < 0))) / 2) <= slack
                for n in (math.nextafter(f, math.inf), math.nextafter(f, -math.inf)))
 
 
@@ -141,7 +145,7 @@ def reference(graph: Graph, start: int = START_BITS, top: int = MAX_BITS) -> Ref
         try:
             r = run(graph, bits)
             got: tuple | int = _rounded(r)
-            tie = any(map(on_midpoint, r.values)) or any(map(on_midpoint, r.grads))
+            tie = any(on_midpoint(v, bits) for v in (*r.values, *r.grads))
         except OutOfDomain as e:
             got = e.node
         except OutOfReach:

@@ -221,46 +221,47 @@ def plan(graph: Graph) -> Plan:
     screenable = True
     facts: dict[Any, Facts] = {}  # per op and constant
     made: dict[float, Any] = {}  # leaves repeat: convert each once
-    number = numbers.number
+    number, exactly = numbers.number, numbers.exactly
     new = tuple.__new__  # a Step without NamedTuple's Python-level constructor
-    for i, n in enumerate(nodes):
-        name, const = n.op, n.const
-        if name == "leaf":
-            x = float(n.value)  # type: ignore[arg-type]
-            v = made.get(x) if x else None  # (0.0 and -0.0 are equal keys)
-            leaf_values[i] = v if v is not None else made.setdefault(x, number(x)) if x \
-                else number(x)
-            leaves.append(i)
-            screenable = screenable and (not x or _LO <= abs(x) <= _HI)
-            continue
-        key = name if const is None else (name, const) if const else \
-            (name, const, math.copysign(1.0, const))  # the sign of a 0
-        got = facts.get(key)
-        if got is None:
-            op = OPS[name]
-            got = _FACTS.get(key)
-            if got is None or got.op is not op:  # (a test may put a row in the table)
-                got = _facts(key, op, const)
-            facts[key] = got
-            screenable = screenable and (not const or _LO <= abs(const) <= _HI) and all(
-                not m or _LO <= m <= _HI for m in got.fixed_mags)  # (checked once, here)
-        args = n.args
-        if len(args) == 2:
-            a, b = args
-            steps.append(new(Step, (i, a, b, got.sames, got, -1, 0.0, -1)))
-            continue
-        a = args[0]
-        inverse, shift, via = -1, 0.0, -1
-        if got.undoes:
-            inner = nodes[a]
-            if inner.op in _COPIES and nodes[inner.args[0]].op != "leaf":
-                via = inner.args[0]  # relu(z), abs(z): z itself where z > 0
-                inner = nodes[via]
-            if inner.op in got.undoes and inner.const is None:
-                inverse, shift = inner.args[0], got.undoes[inner.op]
-            else:
-                via = -1
-        steps.append(new(Step, (i, a, -1, False, got, inverse, shift, via)))
+    with numbers.context(64):  # for exactly()
+        for i, n in enumerate(nodes):
+            name, const = n.op, n.const
+            if name == "leaf":
+                x = float(n.value)  # type: ignore[arg-type]
+                v = made.get(x) if x else None  # (0.0 and -0.0 are equal keys)
+                leaf_values[i] = v if v is not None else made.setdefault(x, exactly(x)) if x \
+                    else number(x)
+                leaves.append(i)
+                screenable = screenable and (not x or _LO <= abs(x) <= _HI)
+                continue
+            key = name if const is None else (name, const) if const else \
+                (name, const, math.copysign(1.0, const))  # the sign of a 0
+            got = facts.get(key)
+            if got is None:
+                op = OPS[name]
+                got = _FACTS.get(key)
+                if got is None or got.op is not op:  # (a test may put a row in the table)
+                    got = _facts(key, op, const)
+                facts[key] = got
+                screenable = screenable and (not const or _LO <= abs(const) <= _HI) and all(
+                    not m or _LO <= m <= _HI for m in got.fixed_mags)  # (checked once, here)
+            args = n.args
+            if len(args) == 2:
+                a, b = args
+                steps.append(new(Step, (i, a, b, got.sames, got, -1, 0.0, -1)))
+                continue
+            a = args[0]
+            inverse, shift, via = -1, 0.0, -1
+            if got.undoes:
+                inner = nodes[a]
+                if inner.op in _COPIES and nodes[inner.args[0]].op != "leaf":
+                    via = inner.args[0]  # relu(z), abs(z): z itself where z > 0
+                    inner = nodes[via]
+                if inner.op in got.undoes and inner.const is None:
+                    inverse, shift = inner.args[0], got.undoes[inner.op]
+                else:
+                    via = -1
+            steps.append(new(Step, (i, a, -1, False, got, inverse, shift, via)))
     return Plan(steps, leaf_values, tuple(leaves), screenable, graph)
 
 
@@ -339,7 +340,7 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
     """Values, partials and their bounds; a doubtful Run, or None (the screen gives
     up), or the lists the reverse pass reads."""
     ns = math if screen else numbers  # the bounds' numeric namespace
-    unit = 2.0 ** (2 - prec) if screen else mpfr(2) ** (2 - prec)  # one rounding, relative
+    unit = 2.0 ** (2 - prec) if screen else numbers.unit(prec)  # one rounding, relative
     hi = _WHI  # the general pass's range
     values: list[Any] = list(p.leaf_values)
     n = len(values)
@@ -523,12 +524,12 @@ def _reverse(p: Plan, prec: int, screen: bool, track: bool, mc: Any, values: lis
              perrs: list[Any], kinks: list[int], short: dict[int, int]) -> Run | None:
     """Reverse mode: grads[a] += grads[i] * d node_i / d node_a, with bounds."""
     hi = _GHI if screen else _WHI
-    unit = 2.0 ** (2 - prec) if screen else mpfr(2) ** (2 - prec)
-    munit = mpfr(2) ** (2 - prec)  # the same, in MPFR, for the bounds below FLOOR
+    munit = numbers.unit(prec)  # in MPFR (for the bounds below FLOOR)
+    unit = 2.0 ** (2 - prec) if screen else munit
     n = len(values)
     grads: list[Any] = [None] * n
     gerrs: list[Any] = [0.0] * n
-    grads[n - 1] = mpfr(1)
+    grads[n - 1] = numbers.ONE
     for i, a, b, _, _, _, _, _ in reversed(p.steps):
         g = grads[i]
         if g is None:

@@ -17,12 +17,14 @@ subtraction and is large relative to the result, which is what "stable
 between two consecutive precisions" cannot see. A value is certified when
 every number within twice its bound rounds to one float64
 (:func:`gradcert.oracle.rounding.certain`; an exact value on a midpoint
-rounds to even). The oracle starts at ``p = 53 + 64`` bits and, while any
-value or leaf gradient is not certified, or a domain test, kink or pole is
+rounds to even). The oracle starts at ``p = 53 + 64`` bits and, while the
+value or a leaf gradient is not certified, or a domain test, kink or pole is
 within 16 error bounds of its operand, raises ``p`` to at least
 ``53 + 2 * (p - 53)`` (and further by the bits the worst bound says are
-missing), up to ``max_prec`` bits, else :class:`Unresolved`. On a
-well-conditioned graph the first run certifies everything.
+missing), up to ``max_prec`` bits, else :class:`Unresolved`. Every node's
+value (:attr:`Exact.values_f64`) is certified the same way when first read,
+from the same run where it certifies them all. On a well-conditioned graph
+the first run certifies everything.
 
 Each precision runs the error analysis first with its bounds as floats (the
 screen: fast, for graphs whose magnitudes stay within 2**+-128), and where
@@ -51,9 +53,10 @@ listed in :attr:`Exact.kinks`.
 
 Results are mpf, of a private mpmath context per thread (never the global
 ``mp.prec``), made exactly from MPFR's numbers when :attr:`Exact.value`,
-``grad`` or ``values`` is first read; the float64 fields are ready at once.
-The certified gradient of a 1,000-node graph costs a few times the
-reference engine's float64 forward and backward (bench/bench_oracle.py).
+``grad`` or ``values`` is first read; ``value_f64`` and ``grad_f64`` are
+ready at once. The certified gradient of a 1,000-node graph costs about nine
+times the reference engine's float64 forward and backward
+(bench/bench_oracle.py).
 
 >>> e = exact(lambda x: (x + 1e16) - 1e16, [1.0])
 >>> e.value_f64
@@ -124,8 +127,9 @@ class Exact:
     """Exact value and gradient of a graph, with their correctly rounded float64s.
 
     ``grad`` and ``grad_f64`` follow ``graph.leaves``; ``values`` and
-    ``values_f64`` hold every node. ``prec`` is the working precision of the
-    certified run, ``precisions`` every precision tried. ``overflow`` says the
+    ``values_f64`` hold every node (``values_f64`` certified when first read).
+    ``prec`` is the working precision of the certified run, ``precisions``
+    every precision tried. ``overflow`` says the
     value or some gradient is beyond float64's range (its ``*_f64`` is
     +-inf). ``kinks`` lists the nodes evaluated exactly at a kink (relu(0)).
     ``certified`` is False only when a fixed ``prec`` was asked for.
@@ -135,13 +139,13 @@ class Exact:
     access, since most callers read only the float64s.
     """
 
-    __slots__ = ("graph", "value_f64", "grad_f64", "values_f64", "prec", "overflow",
+    __slots__ = ("graph", "value_f64", "grad_f64", "_values_f64", "prec", "overflow",
                  "kinks", "certified", "precisions", "_raw", "_value", "_grad", "_values")
 
     graph: Graph
     value_f64: float
     grad_f64: tuple[float, ...]
-    values_f64: tuple[float, ...]
+    _values_f64: Any  # a tuple, or what makes it when first read
     prec: int
     overflow: bool
     kinks: tuple[int, ...]
@@ -160,7 +164,7 @@ class Exact:
         put(self, "graph", graph)
         put(self, "value_f64", value_f64)
         put(self, "grad_f64", grad_f64)
-        put(self, "values_f64", values_f64)
+        put(self, "_values_f64", tuple(values_f64))
         put(self, "prec", prec)
         put(self, "overflow", overflow)
         put(self, "kinks", kinks)
@@ -173,15 +177,29 @@ class Exact:
 
     @classmethod
     def _lazy(cls, graph: Graph, raw_values: Sequence[Any], raw_grads: Sequence[Any],
-              convert: Callable[[Any], Any], zero: Any, **fields: Any) -> Exact:
-        """An Exact whose mpf numbers are made from the pass's when first read: the
-        value and the gradient without every node's value, which few callers read."""
-        self = cls(graph, _UNSET, (), (), **fields)
+              convert: Callable[[Any], Any], zero: Any,
+              values_f64: Callable[[], tuple[float, ...]], **fields: Any) -> Exact:
+        """An Exact whose mpf numbers are made from the pass's when first read, and
+        whose ``values_f64`` by ``values_f64()``: the value and the gradient without
+        every node's value, which few callers read."""
+        self = cls(graph, _UNSET, (), (), values_f64=(), **fields)
         put = object.__setattr__
         put(self, "_raw", (raw_values, raw_grads, convert, zero))
         put(self, "_grad", _UNSET)
         put(self, "_values", _UNSET)
+        put(self, "_values_f64", values_f64)
         return self
+
+    @property
+    def values_f64(self) -> tuple[float, ...]:
+        """Every node's value, correctly rounded (certified when first read: where
+        the oracle's run does not certify them all, a run of more bits does, which
+        may raise :class:`Unresolved`)."""
+        got = self._values_f64
+        if type(got) is not tuple:
+            got = got()
+            object.__setattr__(self, "_values_f64", got)
+        return got
 
     @property
     def value(self) -> Any:
@@ -260,6 +278,10 @@ def exact_graph(graph: Graph, *, prec: int | None = None, max_prec: int = MAX_PR
     and sets ``certified=False`` (for measuring and cross-checking);
     ``screen=False`` runs the general pass alone (the same).
 
+    The value and the gradient are certified here; every node's value
+    (``values_f64``) when first read, from the same run where it certifies them
+    all, else by running again until it does (which may raise Unresolved then).
+
     >>> from gradcert.graph import trace
     >>> g = trace(lambda x: (x.exp() - 1.0) / x, [1e-20])
     >>> exact_graph(g).value_f64      # float64 computes 0.0
@@ -270,15 +292,28 @@ def exact_graph(graph: Graph, *, prec: int | None = None, max_prec: int = MAX_PR
     if not isinstance(graph, Graph):
         raise TypeError(f"exact_graph needs a gradcert.graph.Graph, got {type(graph).__name__}")
     plan = bounds.plan(graph)
-    try:
-        if prec is not None:
-            if not isinstance(prec, int) or prec < 2:
-                raise ValueError(f"prec must be an integer number of bits >= 2, got {prec!r}")
+    if prec is not None:
+        if not isinstance(prec, int) or prec < 2:
+            raise ValueError(f"prec must be an integer number of bits >= 2, got {prec!r}")
+        try:
             run = bounds.run(plan, prec, screen=False, track=False)
-            assert run is not None  # the general pass never gives up
-            return _result(graph, run, (prec,), certified=False)
-        p = START_PREC
-        tried: list[int] = []
+        except Beyond as e:
+            raise Unresolved(e.node, e.problem) from None
+        assert run is not None  # the general pass never gives up
+        values = run.values
+        return _result(graph, run, (prec,), False, round_to(values[-1]),
+                       lambda: tuple(map(round_to, values)))
+    return _certified(graph, plan, START_PREC, max_prec, screen, every=False)
+
+
+def _certified(graph: Graph, plan: bounds.Plan, start: int, max_prec: int, screen: bool, *,
+               every: bool) -> Exact:
+    """The precision loop from ``start`` bits: the value and the gradient certified,
+    and every node's value too where ``every``."""
+    nodes = range(len(graph.nodes)) if every else (len(graph.nodes) - 1,)
+    p = start
+    tried: list[int] = []
+    try:
         while True:
             p = min(p, max_prec)
             last = p >= max_prec
@@ -300,17 +335,32 @@ def exact_graph(graph: Graph, *, prec: int | None = None, max_prec: int = MAX_PR
                     raise Unresolved(node, f"{reason} (max_prec={max_prec})")
                 p = 53 + 2 * (p - 53)
                 continue
-            missing, where, what, vf, gf = _certify(plan, run)
-            if missing > 0 and last and _rational(graph, plan, run, vf, gf):
+            missing, where, what, vf, gf = _certify(plan, run, nodes)
+            if missing > 0 and last and _rational(graph, run, nodes, vf, gf):
                 missing = 0
             if missing <= 0:
-                return _result(graph, run, tuple(tried), True, vf, gf)
+                break
             if last:
                 raise Unresolved(where, f"{what} is not certified at {p} bits "
                                         f"(max_prec={max_prec})")
             p = max(53 + 2 * (p - 53), p + int(missing) + 32)
     except Beyond as e:
         raise Unresolved(e.node, e.problem) from None
+    if every:
+        return _result(graph, run, tuple(tried), True, vf[-1], lambda: tuple(vf), gf)
+
+    def every_value() -> tuple[float, ...]:
+        """Each node's value certified: from this run where it does, else from a run
+        of more bits that certifies them all."""
+        missing, _, _, vf, _ = _certify(plan, run, range(len(graph.nodes)), grads=False)
+        if missing > 0 and p >= max_prec and _rational(graph, run, range(len(vf)), vf, []):
+            missing = 0
+        if missing <= 0:
+            return tuple(vf)
+        more = max(53 + 2 * (p - 53), p + int(missing) + 32)
+        return _certified(graph, plan, more, max_prec, screen, every=True).values_f64
+
+    return _result(graph, run, tuple(tried), True, vf[-1], every_value, gf)
 
 
 _UNCERTIFIED = math.nan  # where _certify leaves a rounding undecided (by identity)
@@ -322,36 +372,41 @@ def _need(v: Any, e: Any) -> float:
     return le - (numbers.upper(v) - 53 - 8) if v else le + 1080
 
 
-def _certify(plan: bounds.Plan, run: Run) -> tuple[float, int | None, str, list[float],
-                                                   list[float]]:
+def _certify(plan: bounds.Plan, run: Run, nodes: Sequence[int], grads: bool = True
+             ) -> tuple[float, int | None, str, list[float], list[float]]:
     """How many more bits the worst result needs (<= 0: all certified), where, and
-    the float64 roundings of every value and leaf gradient. Every bound counts
-    twice (for the bounds' own float or MPFR arithmetic: see bounds). A value
-    whose bound reaches a rounding boundary is certified by the side the exact
-    value lies on, where the run shows it (:func:`gradcert.oracle.bounds.sides`)."""
+    the float64 roundings of the values of ``nodes`` and of every leaf gradient
+    (unless not ``grads``). Every bound counts twice (for the bounds' own float or
+    MPFR arithmetic: see bounds). A value whose bound reaches a rounding boundary
+    is certified by the side the exact value lies on, where the run shows it
+    (:func:`gradcert.oracle.bounds.sides`)."""
     worst, where, what = 0.0, None, ""
     sides: list[int | None] | None = None
+    values, errs = run.values, run.errs
     with numbers.context(run.prec):
         doubt: Sequence[int]
-        if run.screen:
-            values_f64, doubt = certain_many(run.values, run.nums, run.errs, 2.0)
+        if run.screen and len(nodes) > 1:
+            values_f64, doubt = certain_many(values, run.nums, errs, 2.0)
         else:
-            values_f64, doubt = [0.0] * len(run.values), range(len(run.values))
-        for i in doubt:
-            e2 = run.errs[i] * 2
-            f, ok = certain(run.values[i], e2)
+            values_f64, doubt = [0.0] * len(nodes), range(len(nodes))
+        for k in doubt:
+            i = nodes[k]
+            e2 = errs[i] * 2
+            f, ok = certain(values[i], e2)
             if not ok:
                 sides = sides or bounds.sides(plan, run)
                 if sides[i]:
-                    f, ok = certain(run.values[i], e2, sides[i])
-            values_f64[i] = f if ok else _UNCERTIFIED
+                    f, ok = certain(values[i], e2, sides[i])
+            values_f64[k] = f if ok else _UNCERTIFIED
             if not ok:
-                need = _need(run.values[i], e2)
+                need = _need(values[i], e2)
                 if need > worst or where is None:
                     worst, where, what = max(need, 1.0), i, f"the value of node {i}"
-        grads = [run.grads[i] for i in run.leaves]
+        if not grads:
+            return worst, where, what, values_f64, []
+        gs = [run.grads[i] for i in run.leaves]
         gerrs2 = [run.gerrs[i] * 2 if run.grads[i] is not None else 0.0 for i in run.leaves]
-        present = [g if g is not None else numbers.mpfr(0) for g in grads]
+        present = [g if g is not None else numbers.mpfr(0) for g in gs]
         gdoubt: Sequence[int]
         if run.screen:
             grad_f64, gdoubt = certain_many(present, [float(g) for g in present], gerrs2)
@@ -391,11 +446,12 @@ def _checked(*qs: Any) -> None:
             raise ArithmeticError("not a small fraction")
 
 
-def _rational(graph: Graph, plan: bounds.Plan, run: Run, values_f64: list[float],
+def _rational(graph: Graph, run: Run, nodes: Sequence[int], values_f64: list[float],
               grad_f64: list[float]) -> bool:
-    """Round every value and gradient the run left uncertified (marked by
-    ``_UNCERTIFIED`` in the lists) from exact fractions, in place; False if one
-    of them depends on an op that is not rational or on fractions too large."""
+    """Round every value (of ``nodes``, as ``values_f64`` lists them) and gradient
+    the run left uncertified (marked by ``_UNCERTIFIED`` in the lists) from exact
+    fractions, in place; False if one of them depends on an op that is not
+    rational or on fractions too large."""
     ns = _NoFunctions()
     vals: list[Any] = [None] * len(graph.nodes)
     parts: list[Any] = [None] * len(graph.nodes)
@@ -446,9 +502,9 @@ def _rational(graph: Graph, plan: bounds.Plan, run: Run, values_f64: list[float]
         return parts[j]
 
     try:
-        for i, f in enumerate(values_f64):
+        for k, f in enumerate(values_f64):
             if f is _UNCERTIFIED:
-                values_f64[i] = _float(value(i))
+                values_f64[k] = _float(value(nodes[k]))
         if any(f is _UNCERTIFIED for f in grad_f64):
             adj = [Fraction(0)] * len(graph.nodes)
             adj[-1] = Fraction(1)
@@ -474,18 +530,17 @@ def _float(q: Any) -> float:
         return math.inf if q > 0 else -math.inf
 
 
-def _result(graph: Graph, run: Run, tried: tuple[int, ...], certified: bool,
-            values_f64: Sequence[float] | None = None,
+def _result(graph: Graph, run: Run, tried: tuple[int, ...], certified: bool, value_f64: float,
+            values_f64: Callable[[], tuple[float, ...]],
             grad_f64: Sequence[float] | None = None) -> Exact:
     raw_grads = [0 if run.grads[i] is None else run.grads[i] for i in run.leaves]
-    vf = tuple(values_f64) if values_f64 is not None else tuple(map(round_to, run.values))
     gf = tuple(grad_f64) if grad_f64 is not None else tuple(map(round_to, raw_grads))
-    overflow = math.isinf(vf[-1]) or any(math.isinf(g) for g in gf)
+    overflow = math.isinf(value_f64) or any(math.isinf(g) for g in gf)
     mp = numbers.mpmath_context()
     return Exact._lazy(graph, run.values, raw_grads, lambda x: numbers.to_mpf(x, mp), mp.zero,
-                       value_f64=vf[-1], grad_f64=gf, values_f64=vf,
-                       prec=run.prec, overflow=overflow, kinks=tuple(run.kinks),
-                       certified=certified, precisions=tried)
+                       values_f64, value_f64=value_f64, grad_f64=gf, prec=run.prec,
+                       overflow=overflow, kinks=tuple(run.kinks), certified=certified,
+                       precisions=tried)
 
 
 def exact(f: Callable[..., Any], xs: Sequence[float], **options: Any) -> Exact:

@@ -38,8 +38,9 @@ import mpmath
 from gmpy2 import cos, erf, exp, expm1, log, log1p, mpfr, sin, sqrt, tanh
 from mpmath.libmp import normalize
 
-__all__ = ["EMIN", "TINY", "context", "cos", "erf", "exp", "expm1", "log", "log1p",
-           "mpfr", "mpmath_context", "number", "sin", "sqrt", "tanh", "to_mpf", "upper"]
+__all__ = ["EMIN", "ONE", "TINY", "context", "cos", "erf", "exactly", "exp", "expm1", "log",
+           "log1p", "mpfr", "mpmath_context", "number", "sin", "sqrt", "tanh", "to_mpf", "unit",
+           "upper"]
 
 EMIN: int = gmpy2.context().emin
 """The smallest exponent of an MPFR number here: its smallest positive number is
@@ -57,6 +58,32 @@ def context(prec: int) -> Any:
 def number(x: float) -> Any:
     """The float ``x`` as an MPFR number, exactly (53 bits, whatever the context)."""
     return mpfr(x, 53)
+
+
+ONE = mpfr(1)
+_ZERO = mpfr(0)
+
+
+def exactly(x: float) -> Any:
+    """The float ``x`` as an MPFR number, exactly, in a context of 53 bits or more:
+    :func:`number` at a tenth of its cost (gmpy2's constructor is slow); not for -0.0.
+
+    >>> with context(64):
+    ...     exactly(0.1) == number(0.1), exactly(5e-324) == number(5e-324)
+    (True, True)
+    """
+    return _ZERO + x
+
+
+_UNITS: dict[int, Any] = {}
+
+
+def unit(prec: int) -> Any:
+    """2**(2 - prec), one rounding at ``prec`` bits with the analysis's factor 4."""
+    got = _UNITS.get(prec)
+    if got is None:
+        got = _UNITS[prec] = mpfr(2) ** (2 - prec)
+    return got
 
 
 def upper(v: Any) -> float:

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 from gradcert.graph import DomainError, Graph, canonical
 from gradcert.ops import OPS, Op
-from gradcert.oracle.exact import Exact
+from gradcert.oracle.exact import Exact, Unresolved
 from gradcert.oracle.metrics import ulp_distance
 
 __all__ = [
@@ -185,7 +185,13 @@ class Tolerance:
             if (not math.isinf(actual) or self.dtype != "float64"
                     or math.copysign(1.0, actual) != math.copysign(1.0, expected)):
                 return False  # an infinity of the exact result's sign, or no agreement
-            if not any(math.isinf(v) for v in getattr(exact, "values_f64", ())):
+            try:
+                values = getattr(exact, "values_f64", ())
+            except Unresolved as e:  # (the oracle certifies them when first read)
+                raise Refused(f"{'value' if leaf is None else f'd out / d leaf {leaf}'}: "
+                              f"{actual!r} may be an overflow every correct engine has, but "
+                              f"the oracle cannot certify the intermediates ({e})") from None
+            if not any(math.isinf(v) for v in values):
                 return False  # no exact intermediate is beyond float64
             graph = getattr(exact, "graph", None)
             if not isinstance(graph, Graph):
