@@ -2,9 +2,11 @@
 
 For seeded random graphs of 10, 100, 1,000 and 10,000 nodes (well-conditioned:
 mixed add, sub, mul, div, mulc, powc, log, exp, tanh, sigmoid, relu with heavy
-sharing) and a deep chain of ``(acc * u + (u * u).exp().log()) * 0.5`` steps
-(1,000 nodes, transcendental-heavy, its gradient shrinking along the chain),
-prints the time of
+sharing), one of 1,000 nodes that also has the rest of the op table (sqrt,
+abs, max, min, log1p, expm1, erf, sin, cos, pow), and a deep chain of
+``(acc * u + (u * u).exp().log()) * 0.5`` steps (1,000 nodes,
+transcendental-heavy, its gradient shrinking along the chain), prints the time
+of
 
 - the reference engine (gradcert.engine.Value) building the graph and running
   backward, from Python source made by gradcert.graph.to_python;
@@ -15,17 +17,18 @@ prints the time of
 
 each the best of several repeats, and the ratios. Every oracle time includes
 planning the graph (on a new Graph object each time, so nothing the graph
-keeps from an earlier run is reused) and certifying every value and leaf
-gradient; the exact results are converted to mpf only when first read
-(Exact.value, .grad, .values), which the benchmark does not do.
+keeps from an earlier run is reused) and certifying the value and every leaf
+gradient; each node's value is certified (Exact.values_f64), and the exact
+results converted to mpf (Exact.value, .grad, .values), only when first read,
+which the benchmark does not do.
 
 ``--against REV`` also times the oracle of the git revision REV (the
 repository's, extracted with ``git archive`` to a temporary directory) in a
 child process, on the same graphs, with the reference engine timed again in
-that process: its ratio to the reference sits beside this tree's, and
-"this / REV" is the quotient of the two ratios. Measurements run in
-``--rounds`` rounds (3), this tree and REV alternating, and each time is the
-best over the rounds. Run:
+that process: its ratio to the reference sits beside this tree's, and "this /
+REV" is the quotient of the two ratios ("-" where REV lacks an op of the
+graph). Measurements run in ``--rounds`` rounds (3), this tree and REV
+alternating, and each time is the best over the rounds. Run:
 
     python bench/bench_oracle.py                  # add --sizes 10 100 to choose sizes
     python bench/bench_oracle.py --against c931e6d
@@ -51,8 +54,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def random_graph(n: int, seed: int = 0):
-    """A well-conditioned random DAG of n nodes, 4 leaves, float64-finite everywhere."""
+def random_graph(n: int, seed: int = 0, every_op: bool = False):
+    """A well-conditioned random DAG of n nodes, 4 leaves, float64-finite everywhere: of
+    add, sub, mul, div, mulc, powc, log, exp, tanh, sigmoid and relu, and with
+    ``every_op`` also the rest of the op table (sqrt, abs, max, min, log1p, expm1,
+    erf, sin, cos and pow)."""
     from gradcert.graph import Graph, Node
 
     rng = random.Random(seed)
@@ -60,15 +66,25 @@ def random_graph(n: int, seed: int = 0):
     vals = [nd.value for nd in nodes]
     unary = {"tanh": math.tanh, "sigmoid": lambda t: 1 / (1 + math.exp(-t)), "exp": math.exp,
              "log": math.log, "relu": lambda t: max(t, 0.0)}
+    more = {"sqrt": math.sqrt, "abs": abs, "log1p": math.log1p, "expm1": math.expm1,
+            "erf": math.erf, "sin": math.sin, "cos": math.cos}
+    binary = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
+              "div": lambda x, y: x / y if y else 0.0}
+    kinds = ["add", "mul", "sub", "div", "mulc", "powc"] + sorted(unary)
+    if every_op:
+        unary.update(more)
+        binary.update(max=max, min=min, pow=lambda x, y: x**y)
+        kinds += sorted(more) + ["max", "min", "pow"]
     while len(nodes) < n:
-        k = rng.choice(["add", "mul", "sub", "div", "mulc", "powc"] + sorted(unary))
+        k = rng.choice(kinds)
         a = rng.randrange(max(0, len(nodes) - 20), len(nodes))  # mostly recent: deep graphs
         b = rng.randrange(len(nodes))
         x, y = vals[a], vals[b]
-        if k in ("add", "sub", "mul", "div"):
-            if (k == "div" and abs(y) < 0.5) or (k == "mul" and abs(x * y) > 10):
+        if k in binary:
+            if ((k == "div" and abs(y) < 0.5) or (k == "mul" and abs(x * y) > 10)
+                    or (k == "pow" and not (0.1 < x < 3 and abs(y) < 2))):
                 continue
-            v = {"add": x + y, "sub": x - y, "mul": x * y, "div": x / y if y else 0.0}[k]
+            v = binary[k](x, y)
             if abs(v) > 1e3:
                 continue
             nodes.append(Node(k, (a, b)))
@@ -81,7 +97,8 @@ def random_graph(n: int, seed: int = 0):
             nodes.append(Node(k, (a,), 1.5))
             v = x**1.5
         else:
-            if (k == "log" and x <= 0.1) or (k == "exp" and x > 3):
+            if ((k == "log" and x <= 0.1) or (k in ("exp", "expm1") and x > 3)
+                    or (k == "sqrt" and x <= 0.1) or (k == "log1p" and x <= -0.5)):
                 continue
             nodes.append(Node(k, (a,)))
             v = unary[k](x)
@@ -158,8 +175,12 @@ def _worker(path: str) -> None:
     """Child process of --against: time the revision's oracle on the graphs in ``path``."""
     from gradcert.graph import Graph
 
-    out = [measure(Graph.from_json(text), plain=False)
-           for text in json.loads(Path(path).read_text())]
+    out = []
+    for text in json.loads(Path(path).read_text()):
+        try:
+            out.append(measure(Graph.from_json(text), plain=False))
+        except Exception:  # an op this revision does not have
+            out.append(None)
     print(json.dumps(out))
 
 
@@ -213,9 +234,11 @@ def refusals(count: int) -> None:
           f"in exact arithmetic; {time.perf_counter() - t:.1f} s")
 
 
-def _best(runs) -> dict:
-    """The fastest of each time over rounds."""
-    runs = list(runs)
+def _best(runs) -> dict | None:
+    """The fastest of each time over rounds (None where the graph could not run)."""
+    runs = [r for r in runs if r is not None]
+    if not runs:
+        return None
     return {key: min(r[key] for r in runs) if key != "precisions" else runs[0][key]
             for key in runs[0]}
 
@@ -225,6 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
     parser.add_argument("--chain", type=int, default=1000,
                         help="nodes of the deep chain (0: none)")
+    parser.add_argument("--every-op", type=int, default=1000, metavar="N",
+                        help="nodes of a random graph of every op of the table (0: none)")
     parser.add_argument("--against", metavar="REV", default=None,
                         help="also time the oracle of this git revision")
     parser.add_argument("--rounds", type=int, default=3,
@@ -242,6 +267,9 @@ def main(argv: list[str] | None = None) -> None:
     import mpmath
 
     cases = [(f"random {n:,}", random_graph(n, seed=n)) for n in args.sizes]
+    if args.every_op:
+        cases.append((f"every op {args.every_op:,}",
+                       random_graph(args.every_op, seed=args.every_op, every_op=True)))
     if args.chain:
         cases.append((f"deep chain {len(deep_chain(args.chain)):,}", deep_chain(args.chain)))
     print(f"mpmath {mpmath.__version__}, backend {mpmath.libmp.BACKEND}; "
@@ -269,7 +297,9 @@ def main(argv: list[str] | None = None) -> None:
         line = (f"| {name} | {got['reference'] * 1e3:.2f} | {got['certified'] * 1e3:.2f} "
                 f"| {ratio:.1f}x | {got['certified'] / got['plain']:.2f}x "
                 f"| {', '.join(map(str, got['precisions']))} |")
-        if old is not None:
+        if old is not None and old[k] is None:
+            line += " - | - |"  # an op that revision does not have
+        elif old is not None:
             o = old[k]["certified"] / old[k]["reference"]
             line += f" {o:.1f}x | {ratio / o:.2f} |"
         print(line, flush=True)
