@@ -2,11 +2,12 @@
 
 For seeded random graphs of 10, 100, 1,000 and 10,000 nodes (well-conditioned:
 mixed add, sub, mul, div, mulc, powc, log, exp, tanh, sigmoid, relu with heavy
-sharing), one of 1,000 nodes that also has the rest of the op table (sqrt,
-abs, max, min, log1p, expm1, erf, sin, cos, pow), and a deep chain of
-``(acc * u + (u * u).exp().log()) * 0.5`` steps (1,000 nodes,
-transcendental-heavy, its gradient shrinking along the chain), prints the time
-of
+sharing; their output depends on a third of their nodes or less), a random
+graph of 1,000 nodes whose output depends on every node (the others summed
+into it), the same of every op of the table (also sqrt, abs, max, min, log1p,
+expm1, erf, sin, cos, pow), and a deep chain of ``(acc * u + (u * u).exp().log())
+* 0.5`` steps (1,000 nodes, transcendental-heavy, its gradient shrinking along
+the chain), prints the share of nodes the output depends on and the time of
 
 - the reference engine (gradcert.engine.Value) building the graph and running
   backward, from Python source made by gradcert.graph.to_python;
@@ -54,11 +55,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def random_graph(n: int, seed: int = 0, every_op: bool = False):
+def random_graph(n: int, seed: int = 0, every_op: bool = False, live: bool = False):
     """A well-conditioned random DAG of n nodes, 4 leaves, float64-finite everywhere: of
     add, sub, mul, div, mulc, powc, log, exp, tanh, sigmoid and relu, and with
     ``every_op`` also the rest of the op table (sqrt, abs, max, min, log1p, expm1,
-    erf, sin, cos and pow)."""
+    erf, sin, cos and pow). Its operands are mostly recent nodes, so the output
+    depends on a part of it only (a third at 1,000 nodes); ``live`` sums every
+    node nothing uses into the output (a chain of adds), so it depends on all."""
     from gradcert.graph import Graph, Node
 
     rng = random.Random(seed)
@@ -103,7 +106,25 @@ def random_graph(n: int, seed: int = 0, every_op: bool = False):
             nodes.append(Node(k, (a,)))
             v = unary[k](x)
         vals.append(v)
+    if live:
+        used = {a for nd in nodes for a in nd.args}
+        sinks = [i for i, nd in enumerate(nodes) if i not in used and nd.op != "leaf"]
+        acc = sinks[0]
+        for s in sinks[1:]:
+            nodes.append(Node("add", (acc, s)))
+            acc = len(nodes) - 1
     return Graph(tuple(nodes))
+
+
+def live_share(graph) -> float:
+    """The share of the graph's nodes its output depends on."""
+    live = [False] * len(graph.nodes)
+    live[-1] = True
+    for i in range(len(live) - 1, -1, -1):
+        if live[i]:
+            for a in graph.nodes[i].args:
+                live[a] = True
+    return sum(live) / len(live)
 
 
 def deep_chain(n: int):
@@ -248,8 +269,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
     parser.add_argument("--chain", type=int, default=1000,
                         help="nodes of the deep chain (0: none)")
+    parser.add_argument("--live", type=int, default=1000, metavar="N",
+                        help="nodes of a random graph whose output depends on every node, "
+                             "before the adds that sum it up (0: none)")
     parser.add_argument("--every-op", type=int, default=1000, metavar="N",
-                        help="nodes of a random graph of every op of the table (0: none)")
+                        help="the same of every op of the table (0: none)")
     parser.add_argument("--against", metavar="REV", default=None,
                         help="also time the oracle of this git revision")
     parser.add_argument("--rounds", type=int, default=3,
@@ -267,17 +291,21 @@ def main(argv: list[str] | None = None) -> None:
     import mpmath
 
     cases = [(f"random {n:,}", random_graph(n, seed=n)) for n in args.sizes]
+    if args.live:
+        g = random_graph(args.live, seed=args.live, live=True)
+        cases.append((f"random {args.live:,} + {len(g) - args.live} adds, all live", g))
     if args.every_op:
-        cases.append((f"every op {args.every_op:,}",
-                       random_graph(args.every_op, seed=args.every_op, every_op=True)))
+        g = random_graph(args.every_op, seed=args.every_op, every_op=True, live=True)
+        cases.append((f"every op {args.every_op:,} + {len(g) - args.every_op} adds, all live",
+                      g))
     if args.chain:
         cases.append((f"deep chain {len(deep_chain(args.chain)):,}", deep_chain(args.chain)))
     print(f"mpmath {mpmath.__version__}, backend {mpmath.libmp.BACKEND}; "
           "times are the best of several runs, in ms")
     print()
-    head = ("| graph | reference f64 fwd+bwd | certified oracle | certified / reference "
-            "| certified / 1 plain pass @117 bits | precisions |")
-    rule = "|---|---:|---:|---:|---:|---|"
+    head = ("| graph | the output depends on | reference f64 fwd+bwd | certified oracle "
+            "| certified / reference | certified / 1 plain pass @117 bits | precisions |")
+    rule = "|---|---:|---:|---:|---:|---:|---|"
     if args.against:
         head += f" {args.against}: certified / reference | this / {args.against} |"
         rule += "---:|---:|"
@@ -291,10 +319,11 @@ def main(argv: list[str] | None = None) -> None:
             olds.append(against(args.against, graphs))
         news.append([measure(g) for g in graphs])
     old = [_best(r[k] for r in olds) for k in range(len(graphs))] if olds else None
-    for k, (name, _) in enumerate(cases):
+    for k, (name, graph) in enumerate(cases):
         got = _best(r[k] for r in news)
         ratio = got["certified"] / got["reference"]
-        line = (f"| {name} | {got['reference'] * 1e3:.2f} | {got['certified'] * 1e3:.2f} "
+        line = (f"| {name} | {live_share(graph):.0%} | {got['reference'] * 1e3:.2f} "
+                f"| {got['certified'] * 1e3:.2f} "
                 f"| {ratio:.1f}x | {got['certified'] / got['plain']:.2f}x "
                 f"| {', '.join(map(str, got['precisions']))} |")
         if old is not None and old[k] is None:

@@ -22,7 +22,8 @@ from xcheck import disagreement, reference
 
 from gradcert.graph import DomainError, Graph, Node, trace
 from gradcert.ops import OPS
-from gradcert.oracle import Exact, Unresolved, exact, exact_graph, round_to
+from gradcert.oracle import Exact, Unresolved, bounds, exact, exact_graph, round_to
+from gradcert.oracle.exact import START_PREC, _certified
 from gradcert.oracle.rounding import certain
 
 FWD_PREC = 1200
@@ -347,6 +348,49 @@ def test_kinks_are_listed():
     ex = exact(lambda x, y: (x - y).relu() + x.relu(), [1.0, 1.0])
     assert ex.kinks == (3,)
     assert ex.grad_f64 == (1.0, 0.0)
+
+
+def test_steps_no_result_needs_are_run_only_for_values_f64():
+    # exp(2e300) is beyond MPFR's range, and the output does not depend on it: the
+    # value and the gradient are certified without it; each node's value, when read
+    ex = exact(lambda x: ((x * 1e300).exp(), x * x)[1], [2.0])
+    assert (ex.value_f64, ex.grad_f64) == (4.0, (4.0,))
+    with pytest.raises(Unresolved, match="range"):
+        ex.values_f64
+    # a domain test is decided whatever depends on it: log(2 - 3) raises
+    with pytest.raises(DomainError) as e:
+        exact(lambda x: ((x - 3.0).log(), x * x)[1], [2.0])
+    assert e.value.op == "log"
+    # a kink the output does not depend on is not listed; every value is there to read
+    ex = exact(lambda x, y: (x.relu(), y.exp(), x * y)[2], [0.0, 1.5])
+    assert ex.kinks == () and ex.grad_f64 == (1.5, 0.0)
+    assert ex.values_f64 == (0.0, 1.5, 0.0, round_to(mpmath.exp(1.5)), 0.0)
+    with mpmath.workprec(200):
+        assert len(ex.values) == 5 and abs(ex.values[3] / mpmath.exp(1.5) - 1) < 2.0**-110
+    assert exact(lambda x: x.relu() * 2.0, [0.0]).kinks == (1,)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_graphs(max_ops=20))
+def test_a_run_of_every_step_certifies_what_a_run_of_the_needed_ones_does(g):
+    # the precision loop runs the steps the output or a domain test depends on, and
+    # every step only for values_f64: the two give one value, gradient and domain error
+    def outcome(every):
+        plan = bounds.plan(g)
+        try:
+            ex = _certified(g, plan, START_PREC, 2048, True, every=every)
+            return ex.value_f64, ex.grad_f64, ex.kinks
+        except DomainError as e:
+            return "domain", e.node
+        except Unresolved:
+            return "unresolved"
+
+    needed, every = outcome(False), outcome(True)
+    assume("unresolved" not in (needed, every))
+    if every[0] != "domain" and every[2]:  # a run of every step lists every kink
+        live = bounds.plan(g).live()
+        every = (every[0], every[1], tuple(k for k in every[2] if live[k]))
+    assert needed == every
 
 
 def test_relu_sign_uncertain_escalates():

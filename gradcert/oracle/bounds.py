@@ -179,6 +179,20 @@ class Plan:
     leaves: tuple[int, ...]
     screenable: bool  # every leaf, constant and linear partial is within the screen's range
     graph: Graph
+    needed: list[Step]  # the steps the output or a domain test depends on, in order
+
+    def live(self) -> bytearray:
+        """For each node, whether the output depends on it."""
+        live = self.__dict__.get("_live")
+        if live is None:
+            live = self.__dict__["_live"] = bytearray(len(self.graph.nodes))
+            live[-1] = 1
+            for i, a, b, *_ in reversed(self.steps):
+                if live[i]:
+                    live[a] = 1
+                    if b >= 0:
+                        live[b] = 1
+        return live
 
     def identical(self, a: int, b: int) -> bool:
         """Whether nodes a and b compute one number (:func:`gradcert.graph.canonical`,
@@ -209,11 +223,14 @@ class Run:
     parts: list[Any] = field(default_factory=list)  # each node's partials
     perrs: list[Any] = field(default_factory=list)  # and bounds on their errors
     short: dict[int, int] = field(default_factory=dict)  # nodes taken as y + k: their y
+    skipped: bool = False  # some steps were not run (their values are None)
 
 
 def plan(graph: Graph) -> Plan:
     """The steps of ``graph``: constants converted exactly, linear partials computed
-    once, an op of its inverse recognised."""
+    once, an op of its inverse recognised, and the steps a certified result needs:
+    those the output depends on, or a domain test (so every domain is decided as
+    if all were run)."""
     nodes = graph.nodes
     steps: list[Step] = []
     leaf_values: list[Any] = [None] * len(nodes)
@@ -262,7 +279,18 @@ def plan(graph: Graph) -> Plan:
                 else:
                     via = -1
             steps.append(new(Step, (i, a, -1, False, got, inverse, shift, via)))
-    return Plan(steps, leaf_values, tuple(leaves), screenable, graph)
+    need = bytearray(len(nodes))
+    need[-1] = 1
+    needed = []
+    for step in reversed(steps):
+        i, a, b = step[0], step[1], step[2]
+        if need[i] or step.facts.guarded:
+            needed.append(step)
+            need[a] = 1
+            if b >= 0:
+                need[b] = 1
+    needed.reverse()
+    return Plan(steps, leaf_values, tuple(leaves), screenable, graph, needed)
 
 
 _COPIES = ("relu", "abs")  # unary kinks that are the identity on positive numbers
@@ -308,18 +336,21 @@ def _fixed(op: Op, c: Any) -> tuple[Any, ...] | None:
         return None if mc.inexact else tuple(int(q) if q in (0, 1, -1) else q for q in ps)
 
 
-def run(p: Plan, prec: int, *, screen: bool, track: bool = True) -> Run | None:
+def run(p: Plan, prec: int, *, screen: bool, track: bool = True,
+        every: bool = True) -> Run | None:
     """One pass at ``prec`` bits, with bounds when ``track``: on float bounds
-    (``screen``; None where it gives up) or on MPFR bounds. Raises DomainError
-    for an input certainly outside an op's domain, and :class:`Beyond`."""
+    (``screen``; None where it gives up) or on MPFR bounds; of every step, or
+    of the steps the output or a domain test depends on (``Plan.needed``). Raises
+    DomainError for an input certainly outside an op's domain, and :class:`Beyond`."""
     if screen and not (p.screenable and prec in SCREEN_PRECS):
         return None
+    steps = p.steps if every else p.needed
     with numbers.context(prec) as mc:
         try:
-            got = _forward(p, prec, mc, screen, track)
+            got = _forward(p, steps, prec, mc, screen, track)
             if isinstance(got, Run) or got is None:
                 return got
-            got = _reverse(p, prec, screen, track, mc, *got)
+            got = _reverse(p, steps, prec, screen, track, mc, *got)
         except DomainError:
             raise
         except (OverflowError, ZeroDivisionError, ValueError) as e:
@@ -336,7 +367,7 @@ def _flagged(mc: Any) -> bool:
     return bool(mc.overflow or mc.underflow or mc.invalid or mc.erange or mc.divzero)
 
 
-def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
+def _forward(p: Plan, steps: list[Step], prec: int, mc: Any, screen: bool, track: bool) -> Any:
     """Values, partials and their bounds; a doubtful Run, or None (the screen gives
     up), or the lists the reverse pass reads."""
     ns = math if screen else numbers  # the bounds' numeric namespace
@@ -357,7 +388,7 @@ def _forward(p: Plan, prec: int, mc: Any, screen: bool, track: bool) -> Any:
     def decided() -> bool:  # whether this run may decide a domain: MPFR kept its range
         return not screen or not _flagged(mc)
 
-    for node, a, b, same, facts, inverse, shift, via in p.steps:
+    for node, a, b, same, facts, inverse, shift, via in steps:
         (op, c, cf, fn, fixed, fixed_mags, rounds, guarded, domain, edge, variation, kink,
          _, _) = facts
         x = values[a]
@@ -519,9 +550,10 @@ def _beyond(node: int, op: Op) -> None:
     raise Beyond(node, f"{op.name}: a number beyond the oracle's range (2**(2**26))")
 
 
-def _reverse(p: Plan, prec: int, screen: bool, track: bool, mc: Any, values: list[Any],
-             errs: list[Any], nums: list[Any], parts: list[Any], pmags: list[Any],
-             perrs: list[Any], kinks: list[int], short: dict[int, int]) -> Run | None:
+def _reverse(p: Plan, steps: list[Step], prec: int, screen: bool, track: bool, mc: Any,
+             values: list[Any], errs: list[Any], nums: list[Any], parts: list[Any],
+             pmags: list[Any], perrs: list[Any], kinks: list[int],
+             short: dict[int, int]) -> Run | None:
     """Reverse mode: grads[a] += grads[i] * d node_i / d node_a, with bounds."""
     hi = _GHI if screen else _WHI
     munit = numbers.unit(prec)  # in MPFR (for the bounds below FLOOR)
@@ -530,7 +562,7 @@ def _reverse(p: Plan, prec: int, screen: bool, track: bool, mc: Any, values: lis
     grads: list[Any] = [None] * n
     gerrs: list[Any] = [0.0] * n
     grads[n - 1] = numbers.ONE
-    for i, a, b, _, _, _, _, _ in reversed(p.steps):
+    for i, a, b, _, _, _, _, _ in reversed(steps):
         g = grads[i]
         if g is None:
             continue
@@ -598,7 +630,7 @@ def _reverse(p: Plan, prec: int, screen: bool, track: bool, mc: Any, values: lis
                     return None
                 raise Beyond(i, f"the gradient of leaf node {i} is beyond the oracle's range")
     return Run(values, errs, grads, gerrs, kinks, None, prec, p.leaves, screen, nums, parts,
-               perrs, short)
+               perrs, short, len(steps) < len(p.steps))
 
 
 def _term(g: Any, ge: Any, q: Any, qe: Any, t: Any, unit: Any) -> Any:
@@ -620,6 +652,9 @@ def sides(p: Plan, r: Run) -> list[int | None]:
     for step in p.steps:
         i, op = step.node, step.facts.op
         v = r.values[i]
+        if v is None:  # a step the run skipped
+            s[i] = None
+            continue
         if i in r.short:  # exp(log(y)) is y; expm1(log(y)) is y - 1, maybe rounded
             s[i] = s[r.short[i]] if not (step.shift and v.rc) else None
             continue

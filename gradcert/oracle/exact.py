@@ -21,10 +21,13 @@ rounds to even). The oracle starts at ``p = 53 + 64`` bits and, while the
 value or a leaf gradient is not certified, or a domain test, kink or pole is
 within 16 error bounds of its operand, raises ``p`` to at least
 ``53 + 2 * (p - 53)`` (and further by the bits the worst bound says are
-missing), up to ``max_prec`` bits, else :class:`Unresolved`. Every node's
-value (:attr:`Exact.values_f64`) is certified the same way when first read,
-from the same run where it certifies them all. On a well-conditioned graph
-the first run certifies everything.
+missing), up to ``max_prec`` bits, else :class:`Unresolved`. These runs
+evaluate the nodes the output depends on, and those a domain test depends on
+(so a domain error is raised wherever it is, as if every node ran). Every
+node's value (:attr:`Exact.values_f64`) is certified the same way when first
+read: from the same run where it has them all and certifies them, else by a
+run of every node. On a well-conditioned graph the first run certifies
+everything.
 
 Each precision runs the error analysis first with its bounds as floats (the
 screen: fast, for graphs whose magnitudes stay within 2**+-128), and where
@@ -47,9 +50,9 @@ structurally identical nodes are exact, and so is an op of its inverse
 rounds to +-inf and sets :attr:`Exact.overflow`; it must not be compared as
 a number.
 
-Values on which an op is evaluated exactly at a non-differentiable point (a
-relu of exactly 0, whose derivative is 0 by the table's convention) are
-listed in :attr:`Exact.kinks`.
+Nodes the output depends on that evaluate an op exactly at a
+non-differentiable point (a relu of exactly 0, whose derivative is 0 by the
+table's convention) are listed in :attr:`Exact.kinks`.
 
 Results are mpf, of a private mpmath context per thread (never the global
 ``mp.prec``), made exactly from MPFR's numbers when :attr:`Exact.value`,
@@ -131,7 +134,8 @@ class Exact:
     ``prec`` is the working precision of the certified run, ``precisions``
     every precision tried. ``overflow`` says the
     value or some gradient is beyond float64's range (its ``*_f64`` is
-    +-inf). ``kinks`` lists the nodes evaluated exactly at a kink (relu(0)).
+    +-inf). ``kinks`` lists the nodes the output depends on that are evaluated
+    exactly at a kink (relu(0)).
     ``certified`` is False only when a fixed ``prec`` was asked for.
 
     Immutable. The exact numbers ``value``, ``grad`` and ``values`` are mpf;
@@ -178,23 +182,25 @@ class Exact:
     @classmethod
     def _lazy(cls, graph: Graph, raw_values: Sequence[Any], raw_grads: Sequence[Any],
               convert: Callable[[Any], Any], zero: Any,
-              values_f64: Callable[[], tuple[float, ...]], **fields: Any) -> Exact:
-        """An Exact whose mpf numbers are made from the pass's when first read, and
+              values_f64: Callable[[], tuple[float, ...]], whole: Callable[[], Exact] | None,
+              **fields: Any) -> Exact:
+        """An Exact whose mpf numbers are made from the pass's when first read (every
+        node's from ``whole()``, an Exact of a run of every node, where given), and
         whose ``values_f64`` by ``values_f64()``: the value and the gradient without
         every node's value, which few callers read."""
         self = cls(graph, _UNSET, (), (), values_f64=(), **fields)
         put = object.__setattr__
         put(self, "_raw", (raw_values, raw_grads, convert, zero))
         put(self, "_grad", _UNSET)
-        put(self, "_values", _UNSET)
+        put(self, "_values", _UNSET if whole is None else whole)
         put(self, "_values_f64", values_f64)
         return self
 
     @property
     def values_f64(self) -> tuple[float, ...]:
         """Every node's value, correctly rounded (certified when first read: where
-        the oracle's run does not certify them all, a run of more bits does, which
-        may raise :class:`Unresolved`)."""
+        the oracle's run did not evaluate or certify them all, a run of every node,
+        of more bits where needed, does, which may raise :class:`Unresolved`)."""
         got = self._values_f64
         if type(got) is not tuple:
             got = got()
@@ -228,6 +234,9 @@ class Exact:
         if got is _UNSET:
             raw_values, _, convert, _ = self._raw  # type: ignore[misc]
             got = tuple(map(convert, raw_values))
+            object.__setattr__(self, "_values", got)
+        elif type(got) is not tuple:  # of a run that skipped nodes: from one of them all
+            got = got().values
             object.__setattr__(self, "_values", got)
         return got
 
@@ -301,7 +310,7 @@ def exact_graph(graph: Graph, *, prec: int | None = None, max_prec: int = MAX_PR
             raise Unresolved(e.node, e.problem) from None
         assert run is not None  # the general pass never gives up
         values = run.values
-        return _result(graph, run, (prec,), False, round_to(values[-1]),
+        return _result(graph, plan, run, (prec,), False, round_to(values[-1]),
                        lambda: tuple(map(round_to, values)))
     return _certified(graph, plan, START_PREC, max_prec, screen, every=False)
 
@@ -319,8 +328,8 @@ def _certified(graph: Graph, plan: bounds.Plan, start: int, max_prec: int, scree
             last = p >= max_prec
             tried.append(p)
             try:
-                run = (bounds.run(plan, p, screen=True) if screen else None) or \
-                    bounds.run(plan, p, screen=False)
+                run = (bounds.run(plan, p, screen=True, every=every) if screen else None) or \
+                    bounds.run(plan, p, screen=False, every=every)
             except Beyond:
                 if last:
                     raise
@@ -347,11 +356,21 @@ def _certified(graph: Graph, plan: bounds.Plan, start: int, max_prec: int, scree
     except Beyond as e:
         raise Unresolved(e.node, e.problem) from None
     if every:
-        return _result(graph, run, tuple(tried), True, vf[-1], lambda: tuple(vf), gf)
+        return _result(graph, plan, run, tuple(tried), True, vf[-1], lambda: tuple(vf), gf)
+    whole: list[Exact] = []
+
+    def everything() -> Exact:
+        """A run of every step (this one skipped those no result needs), certifying
+        every value."""
+        if not whole:
+            whole.append(_certified(graph, plan, p, max_prec, screen, every=True))
+        return whole[0]
 
     def every_value() -> tuple[float, ...]:
-        """Each node's value certified: from this run where it does, else from a run
-        of more bits that certifies them all."""
+        """Each node's value certified: from this run where it has them all and
+        certifies them, else from a run of every step, of more bits where needed."""
+        if run.skipped:
+            return everything().values_f64
         missing, _, _, vf, _ = _certify(plan, run, range(len(graph.nodes)), grads=False)
         if missing > 0 and p >= max_prec and _rational(graph, run, range(len(vf)), vf, []):
             missing = 0
@@ -360,7 +379,8 @@ def _certified(graph: Graph, plan: bounds.Plan, start: int, max_prec: int, scree
         more = max(53 + 2 * (p - 53), p + int(missing) + 32)
         return _certified(graph, plan, more, max_prec, screen, every=True).values_f64
 
-    return _result(graph, run, tuple(tried), True, vf[-1], every_value, gf)
+    return _result(graph, plan, run, tuple(tried), True, vf[-1], every_value, gf,
+                   everything if run.skipped else None)
 
 
 _UNCERTIFIED = math.nan  # where _certify leaves a rounding undecided (by identity)
@@ -530,17 +550,23 @@ def _float(q: Any) -> float:
         return math.inf if q > 0 else -math.inf
 
 
-def _result(graph: Graph, run: Run, tried: tuple[int, ...], certified: bool, value_f64: float,
-            values_f64: Callable[[], tuple[float, ...]],
-            grad_f64: Sequence[float] | None = None) -> Exact:
+def _result(graph: Graph, plan: bounds.Plan, run: Run, tried: tuple[int, ...], certified: bool,
+            value_f64: float, values_f64: Callable[[], tuple[float, ...]],
+            grad_f64: Sequence[float] | None = None,
+            whole: Callable[[], Exact] | None = None) -> Exact:
+    """The Exact of a run; ``whole`` gives one of a run of every step, where this one
+    skipped some (for ``values``)."""
     raw_grads = [0 if run.grads[i] is None else run.grads[i] for i in run.leaves]
     gf = tuple(grad_f64) if grad_f64 is not None else tuple(map(round_to, raw_grads))
     overflow = math.isinf(value_f64) or any(math.isinf(g) for g in gf)
+    kinks = tuple(run.kinks)
+    if kinks:  # those the output depends on
+        live = plan.live()
+        kinks = tuple(k for k in kinks if live[k])
     mp = numbers.mpmath_context()
     return Exact._lazy(graph, run.values, raw_grads, lambda x: numbers.to_mpf(x, mp), mp.zero,
-                       values_f64, value_f64=value_f64, grad_f64=gf, prec=run.prec,
-                       overflow=overflow, kinks=tuple(run.kinks), certified=certified,
-                       precisions=tried)
+                       values_f64, whole, value_f64=value_f64, grad_f64=gf, prec=run.prec,
+                       overflow=overflow, kinks=kinks, certified=certified, precisions=tried)
 
 
 def exact(f: Callable[..., Any], xs: Sequence[float], **options: Any) -> Exact:
