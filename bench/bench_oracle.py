@@ -35,7 +35,8 @@ alternating, and each time is the best over the rounds. Run:
     python bench/bench_oracle.py --against c931e6d
     python bench/bench_oracle.py --sizes 100000   # one 100,000-node graph, certified
     python bench/bench_oracle.py --refusals 3000  # how many of the strategies' graphs
-                                                  # the oracle refuses (Unresolved)
+                                                  # the oracle refuses (Unresolved), and
+                                                  # how many of each node's values
 """
 
 from __future__ import annotations
@@ -240,19 +241,27 @@ def refusals(count: int) -> None:
         graphs.append(g)
 
     collect()
-    refused = domain = 0
+    refused = domain = later = 0
     t = time.perf_counter()
     for g in graphs:
         try:
-            exact_graph(g)
+            ex = exact_graph(g)
         except Unresolved as e:
             refused += 1
             print(f"refused: {e}\n  {g.to_json()}")
+            continue
         except DomainError:
             domain += 1
+            continue
+        try:
+            ex.values_f64
+        except Unresolved as e:
+            later += 1
+            print(f"each node's value refused: {e}\n  {g.to_json()}")
     print(f"{len(graphs):,} graphs of gradcert.properties.strategies.graphs(): "
           f"{refused} refused ({refused / len(graphs):.3%}), {domain} out of an op's domain "
-          f"in exact arithmetic; {time.perf_counter() - t:.1f} s")
+          f"in exact arithmetic; of those certified, {later} refused each node's value "
+          f"(Exact.values_f64); {time.perf_counter() - t:.1f} s")
 
 
 def _best(runs) -> dict | None:
