@@ -42,6 +42,10 @@ Stability of Numerical Algorithms*, section 3.3). Why each bound holds:
   relu' = abs' = 1 too, so the chain rule still gives the partial 1.
 - **Reverse mode.** A term ``g * p`` is off by |p| e_g + (|g| + e_g) e_p and
   its rounding; each sum by its rounding too.
+- **What a run may skip.** A run of the steps the output or a domain test
+  depends on (``Plan.needed``) computes every number those steps read, so
+  their values, bounds, gradients and domain decisions are the same as in a
+  run of every step; the others are run when every node's value is asked for.
 - **MPFR's range.** MPFR's exponents reach 2**(+-2**30). The general pass
   refuses (:class:`Beyond`) any value, partial, gradient or bound above
   2**(2**26), and any overflow. An underflowed result is within
