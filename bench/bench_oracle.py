@@ -254,7 +254,7 @@ def refusals(count: int) -> None:
             domain += 1
             continue
         try:
-            ex.values_f64
+            _ = ex.values_f64
         except Unresolved as e:
             later += 1
             print(f"each node's value refused: {e}\n  {g.to_json()}")

@@ -649,8 +649,9 @@ def sides(p: Plan, r: Run) -> list[int | None]:
     value sits on the end of its open range (sigmoid computed as 1.0 is exactly
     below 1); else the sign its operands push it, where each is known and the
     op is monotone in it over its error interval (|partial| above its error
-    bound), combined with the sign of its own single rounding (MPFR's ternary
-    value). The certificate uses it where a value lies on a rounding midpoint.
+    bound), combined with the sign of its own rounding where the row computes its
+    value in one MPFR operation (the ternary value) or exactly. The certificate
+    uses it where a value lies on a rounding midpoint.
     """
     s: list[int | None] = [0] * len(r.values)
     for step in p.steps:
@@ -682,8 +683,12 @@ def sides(p: Plan, r: Run) -> list[int | None]:
                 side = None
                 break
             side = t
+        # the sign of its own rounding: none for an exact op (a kink), MPFR's ternary value
+        # for one operation; unknown for an eval of several (a ternary value of 0 there
+        # may be that of an exact last step: x ** 0.5 as 1 * sqrt(x), or -t)
         kv = 1 if step.facts.fixed is not None else op.rounding_counts(0.0, exact=True)[0]
-        own: int | None = 0 if not v.rc else (-1 if v.rc > 0 else 1) if kv == 1 else None
+        own: int | None = 0 if not kv else (0 if not v.rc else -1 if v.rc > 0 else 1) \
+            if kv == 1 else None
         if side is None or own is None or (side and own and side != own):
             s[i] = None
         else:
