@@ -294,8 +294,9 @@ def _rdivc_output_error(ns: Any, xs: Any, es: Any, c: Any, out: Any, fo: Any,
 # by the domain) the partial is 1 for c = 1 and 0 otherwise. In exact
 # arithmetic a half-integer power (x ** 0.5, x ** -0.5, x ** 1.5: norms) is x ** k
 # times or over sqrt(x), k the integer next to c towards 0, three roundings
-# (MPFR's pow of a non-integer exponent costs ten times as much); x ** k lies
-# between 1 and the value, so it over- or underflows only where the value does.
+# (MPFR's pow of a non-integer exponent costs ten times as much); x ** k (x > 0,
+# by the domain) lies between 1 and the value, so it over- or underflows only
+# where the value does.
 # Floats keep libm's pow: the float64 forward is an engine's, bit for bit.
 
 

@@ -14,6 +14,7 @@ from gradcert.check import (
     CheckError,
     GradientMismatch,
     NotYetSupported,
+    OutsideDomain,
     Untraceable,
     around,
     check_grads,
@@ -114,6 +115,14 @@ def test_a_defective_engine_is_caught_with_where_and_by_how_much():
     assert m.error > m.bound and r.severity["class"] in ("wrong derivative", "inaccurate")
     text = r.message()
     assert "d output / d input 0" in text and "1000000.0" in text
+
+
+def test_an_intermediate_value_the_oracle_cannot_certify_is_named():
+    # (sqrt t)**2 + 2**-52 is a float64 midpoint reached through a square root: no
+    # precision certifies its rounding, though the output's is certain
+    with pytest.raises(OutsideDomain, match="cannot certify this function's intermediate"):
+        check_grads(lambda t: ((t ** 0.5) * (t ** 0.5) + 2.0**-52) * 1e-300 + t, [2.0],
+                    examples=0)
 
 
 def test_failure_raises_an_assertion_error_with_the_message():

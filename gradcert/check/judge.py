@@ -119,7 +119,12 @@ def _oracle(graph: Any, dtype: str) -> Any:
     if ex.overflow:
         raise OutsideDomain("the exact value or gradient is beyond float64 at these inputs")
     top = _MAX[dtype]
-    for i, v in enumerate(ex.values_f64):
+    try:
+        values = ex.values_f64  # (certified when first read)
+    except Unresolved as e:
+        raise OutsideDomain(f"the oracle cannot certify this function's intermediate values "
+                            f"at these inputs: {e}") from e
+    for i, v in enumerate(values):
         if abs(v) > top:
             raise OutsideDomain(f"out of range: the exact value of node {i} ({v:.3g}) is beyond "
                              f"{dtype}'s range at these inputs")

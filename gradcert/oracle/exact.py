@@ -229,7 +229,8 @@ class Exact:
 
     @property
     def values(self) -> tuple[Any, ...]:
-        """The exact value of every node, mpfs."""
+        """The exact value of every node, mpfs (where the oracle's run skipped nodes no
+        result needed, from a run of every node, which may raise :class:`Unresolved`)."""
         got = self._values
         if got is _UNSET:
             raw_values, _, convert, _ = self._raw  # type: ignore[misc]

@@ -288,7 +288,11 @@ class Mismatch(Finding):
         ratios = [_ratio(w) for w in self.violations]
         self.ratio = max(ratios)
         w = self.violations[ratios.index(self.ratio)]
-        if extreme(graph, ex.values_f64) and (not math.isfinite(w.actual) or w.actual == 0):
+        try:
+            values = ex.values_f64  # (certified when first read)
+        except ArithmeticError:  # not every one can be: the float64 evaluation's then
+            values = None
+        if extreme(graph, values) and (not math.isfinite(w.actual) or w.actual == 0):
             self.klass = "range"  # an underflow or overflow near float64's limits
         elif any(x.what == "value" for x in self.violations):
             self.klass = "wrong value"

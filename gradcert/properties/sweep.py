@@ -113,9 +113,9 @@ def screen(engine: Any, ops: Any, dtype: str, seed: int = 0,
                 g = narrowed
             try:
                 ex = exact_graph(g)
+                if ex.overflow or (normal and extreme(g, ex.values_f64)):
+                    continue
             except (ArithmeticError, ValueError):
-                continue
-            if ex.overflow or (normal and extreme(g, ex.values_f64)):
                 continue
             tol = tolerance(g, ex, dtype=dtype, seed=seed)
             at = f"{op} at {', '.join(fmt(x) for x in g.inputs)}" + (
