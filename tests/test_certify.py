@@ -318,6 +318,25 @@ def test_reuse_after_backward_leaves_a_reproducer_that_builds_on_the_engine_obje
     assert run.returncode == 0, run.stdout + run.stderr
 
 
+@pytest.mark.parametrize("name, hint", [
+    ("stale_intermediate_grads", "intermediate gradients never reset?"),
+    ("visited_never_cleared", "visited flags never cleared?"),
+])
+def test_reuse_after_backward_names_the_likely_cause(tmp_path, name, hint):
+    # y kept its gradient of 1 from its own backward and passes it on again (the leaf
+    # gets the first backward twice, PyPI micrograd's 39 = 2 * 6 + 27), or the second
+    # backward skips y's graph: the finding and the reproducer say which it looks like
+    run = certify(tmp_path, engine(tmp_path, name), "-k", "reuse_after_backward", "-j", "1",
+                  "--seed", "1")
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    _, props = results(tmp_path / "gradcert-report")
+    p = props["semantics.reuse_after_backward"]
+    assert hint in p["failure"]["summary"]
+    repro = subprocess.run([sys.executable, str(tmp_path / p["reproducer"])], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+    assert repro.returncode == 1 and hint.rstrip("?") in repro.stdout, repro.stdout
+
+
 def test_the_depth_under_default_settings_is_reported_apart_from_the_large_stack(tmp_path):
     # A sort recursing through C: a plain script's 8 MiB stack overflows at 20,000, the
     # host's large stack does not at 100,000. Both depths are reported.
