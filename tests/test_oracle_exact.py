@@ -18,7 +18,7 @@ import mpmath
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from xcheck import disagreement, reference
+from xcheck import disagreement, on_midpoint, reference
 
 from gradcert.graph import DomainError, Graph, Node, trace
 from gradcert.ops import OPS
@@ -217,6 +217,9 @@ def test_oracle_matches_independent_forward_mode(g):
         try:
             fwd_values, fwd_grad = forward_mode(g, prec)
             fwd_bad = None
+            # a midpoint no fixed precision reaches exactly (exp(log1p(1e16)) is 1e16 + 1):
+            # this reference cannot round it; tests/xcheck.py decides the rational ones
+            assume(not any(on_midpoint(v, prec) for v in (*fwd_values, *fwd_grad)))
         except _FwdDomain as e:
             fwd_bad = e.node
         except _FwdRange:
