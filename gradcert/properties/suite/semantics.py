@@ -176,8 +176,8 @@ def test_reuse_after_backward(gradcert_check: Any) -> None:
         stale = all(abs(b - 2 * a - e) <= 2 * ta + tw + 2.0**-52 * abs(b)
                     for a, b, e, ta, tw in zip(first, after, ex.grad_f64, tol_a.grad, tol.grad,
                                                strict=True))
-        why = (f"y passes on its gradient of the first backward again: intermediate "
-               f"gradients never reset?" if stale else "visited flags never cleared?")
+        why = ("y passes on its gradient of the first backward again: intermediate "
+               "gradients never reset?" if stale else "visited flags never cleared?")
         raise Finding(
             f"after backward of z = y {OPS_SHOWN[comb]} x0, built on y (already "
             f"backpropagated) and its leaf x0, the leaf gradients are "
