@@ -57,8 +57,8 @@ table's convention) are listed in :attr:`Exact.kinks`.
 Results are mpf, of a private mpmath context per thread (never the global
 ``mp.prec``), made exactly from MPFR's numbers when :attr:`Exact.value`,
 ``grad`` or ``values`` is first read; ``value_f64`` and ``grad_f64`` are
-ready at once. The certified gradient of a 1,000-node graph costs about nine
-times the reference engine's float64 forward and backward
+ready at once. The certified gradient of a 1,000-node graph costs five to
+nine times the reference engine's float64 forward and backward
 (bench/bench_oracle.py).
 
 >>> e = exact(lambda x: (x + 1e16) - 1e16, [1.0])
@@ -361,24 +361,19 @@ def _certified(graph: Graph, plan: bounds.Plan, start: int, max_prec: int, scree
     whole: list[Exact] = []
 
     def everything() -> Exact:
-        """A run of every step (this one skipped those no result needs), certifying
-        every value."""
+        """A run of every step that certifies every value (once)."""
         if not whole:
             whole.append(_certified(graph, plan, p, max_prec, screen, every=True))
         return whole[0]
 
     def every_value() -> tuple[float, ...]:
         """Each node's value certified: from this run where it has them all and
-        certifies them, else from a run of every step, of more bits where needed."""
-        if run.skipped:
-            return everything().values_f64
-        missing, _, _, vf, _ = _certify(plan, run, range(len(graph.nodes)), grads=False)
-        if missing > 0 and p >= max_prec and _rational(graph, run, range(len(vf)), vf, []):
-            missing = 0
-        if missing <= 0:
-            return tuple(vf)
-        more = max(53 + 2 * (p - 53), p + int(missing) + 32)
-        return _certified(graph, plan, more, max_prec, screen, every=True).values_f64
+        certifies them, else from a run of every step (escalating where needed)."""
+        if not run.skipped:
+            missing, _, _, vf, _ = _certify(plan, run, range(len(graph.nodes)), grads=False)
+            if missing <= 0:
+                return tuple(vf)
+        return everything().values_f64
 
     return _result(graph, plan, run, tuple(tried), True, vf[-1], every_value, gf,
                    everything if run.skipped else None)
@@ -406,7 +401,7 @@ def _certify(plan: bounds.Plan, run: Run, nodes: Sequence[int], grads: bool = Tr
     values, errs = run.values, run.errs
     with numbers.context(run.prec):
         doubt: Sequence[int]
-        if run.screen and len(nodes) > 1:
+        if run.screen and len(nodes) == len(values):  # every node: in bulk, aligned
             values_f64, doubt = certain_many(values, run.nums, errs, 2.0)
         else:
             values_f64, doubt = [0.0] * len(nodes), range(len(nodes))
